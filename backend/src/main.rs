@@ -1,0 +1,169 @@
+//! `albedo`: the Albedo server and its data-folder commands. See `albedo --help`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use albedo_backend::ingest::{IngestOptions, ingest_paths};
+use albedo_backend::store::Store;
+use albedo_backend::{AppState, Config, run};
+
+/// Albedo: a workbench for machine learning on Copernicus Sentinel data.
+///
+/// Start with `albedo ingest PATH...` to load products into a data folder, then
+/// `albedo serve` and open the printed URL. `cargo xtask demo` does all of it with the
+/// bundled sample data.
+#[derive(Debug, Parser)]
+#[command(name = "albedo", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the web app, the JSON API (/api), the STAC API (/stac) and the worker socket.
+    Serve {
+        /// Address to listen on. Use 127.0.0.1 to stay local; port 0 picks a free port.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Data folder: holds the SQLite store (created if missing).
+        #[arg(long, default_value = "./albedo-data", env = "ALBEDO_DATA")]
+        data: PathBuf,
+        /// Folder of the built browser app (Trunk's dist). Without it, / explains how to
+        /// build one; the APIs work either way.
+        #[arg(long = "static")]
+        static_dir: Option<PathBuf>,
+    },
+    /// Load products into the data folder's catalog, whether or not a server is running.
+    ///
+    /// Each PATH is a STAC Item / FeatureCollection / newline-delimited file (.json,
+    /// .geojson, .ndjson), a GeoTIFF, a product folder of band GeoTIFFs (with an optional
+    /// metadata.json), or a folder of those. All paths are read first, then written in one
+    /// transaction: on any error nothing is ingested. Ingesting a product again updates it.
+    Ingest {
+        /// Data folder holding the store.
+        #[arg(long, default_value = "./albedo-data", env = "ALBEDO_DATA")]
+        data: PathBuf,
+        /// Collection for STAC items that name none.
+        #[arg(long)]
+        collection: Option<String>,
+        /// Files or folders to ingest.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Manage the bearer tokens workers connect with.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create a worker token (replacing any of the same name) and print it once.
+    Create {
+        /// Data folder holding the store.
+        #[arg(long, default_value = "./albedo-data", env = "ALBEDO_DATA")]
+        data: PathBuf,
+        /// A name for the token, e.g. the host the worker runs on.
+        #[arg(long, default_value = "local")]
+        name: String,
+    },
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tower_http=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match Cli::parse().command {
+        Command::Serve {
+            listen,
+            data,
+            static_dir,
+        } => {
+            if let Some(dir) = &static_dir {
+                anyhow::ensure!(
+                    dir.join("index.html").is_file(),
+                    "--static {}: no index.html there (build the frontend first: cargo xtask demo)",
+                    dir.display()
+                );
+            }
+            let store = Store::open(&data)
+                .with_context(|| format!("opening the store in {}", data.display()))?;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("binding {listen}"))?;
+            let addr = listener.local_addr()?;
+            let config = Config {
+                static_dir,
+                ..Config::default()
+            };
+            // The one line tools wait for; keep its shape.
+            println!("Albedo listening on http://{addr}/");
+            run(listener, AppState::new(store, config), shutdown_signal()).await?;
+        }
+        Command::Ingest {
+            data,
+            collection,
+            paths,
+        } => {
+            let store = Store::open(&data)
+                .with_context(|| format!("opening the store in {}", data.display()))?;
+            let options = IngestOptions {
+                default_collection: collection,
+            };
+            let report =
+                tokio::task::spawn_blocking(move || ingest_paths(&store, &paths, &options))
+                    .await?
+                    .context("ingest failed; nothing was written")?;
+            for (path, why) in &report.skipped {
+                eprintln!("skipped {}: {why}", path.display());
+            }
+            println!(
+                "ingested {} products ({} with local pixels) into {}",
+                report.products.len(),
+                report.local,
+                data.display()
+            );
+        }
+        Command::Token {
+            command: TokenCommand::Create { data, name },
+        } => {
+            let store = Store::open(&data)
+                .with_context(|| format!("opening the store in {}", data.display()))?;
+            println!("{}", store.create_worker_token(&name)?);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,208 @@
+//! Workers: the WebSocket they connect to and the registry of who is connected.
+//!
+//! - `GET /api/workers/connect` (WebSocket, bearer token checked by [`crate::auth`]): the
+//!   protocol of `albedo_shared::protocol`. The first frame must be a `hello` of the same
+//!   protocol version; the server answers `welcome` and registers the worker until its socket
+//!   closes or it stays silent for three heartbeat intervals.
+//! - `GET /api/workers`: the connected workers ([`WorkerInfo`]).
+//!
+//! What it is not (yet): trial leases and assignment come with the experiment engine.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Extension, State};
+use axum::response::{IntoResponse, Json};
+use axum::routing::get;
+
+use albedo_shared::api::WorkerInfo;
+use albedo_shared::protocol::{Device, PROTOCOL_VERSION, ServerMsg, WorkerMsg};
+
+use crate::app::AppState;
+use crate::auth::WorkerIdentity;
+
+#[derive(Debug)]
+struct Entry {
+    name: String,
+    slots: u32,
+    devices: Vec<Device>,
+    connected_at: String,
+    last_seen: Instant,
+}
+
+/// The workers connected now.
+#[derive(Debug, Default)]
+pub struct WorkerRegistry {
+    next_id: AtomicU64,
+    workers: Mutex<HashMap<String, Entry>>,
+}
+
+impl WorkerRegistry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.workers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Number of connected workers.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no worker is connected.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    /// The connected workers, by id.
+    pub fn list(&self) -> Vec<WorkerInfo> {
+        let mut out: Vec<WorkerInfo> = self
+            .lock()
+            .iter()
+            .map(|(id, e)| WorkerInfo {
+                worker_id: id.clone(),
+                name: e.name.clone(),
+                slots: e.slots,
+                devices: e.devices.clone(),
+                connected_at: e.connected_at.clone(),
+                last_seen_secs_ago: e.last_seen.elapsed().as_secs_f64(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.worker_id.cmp(&b.worker_id));
+        out
+    }
+
+    fn register(&self, name: String, slots: u32, devices: Vec<Device>) -> String {
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let id = format!("w{n}");
+        let connected_at = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        self.lock().insert(
+            id.clone(),
+            Entry {
+                name,
+                slots,
+                devices,
+                connected_at,
+                last_seen: Instant::now(),
+            },
+        );
+        id
+    }
+
+    fn touch(&self, id: &str) {
+        if let Some(e) = self.lock().get_mut(id) {
+            e.last_seen = Instant::now();
+        }
+    }
+
+    fn remove(&self, id: &str) {
+        self.lock().remove(id);
+    }
+}
+
+/// Routes of this module.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/workers", get(list))
+        .route("/workers/connect", get(connect))
+}
+
+async fn list(State(state): State<AppState>) -> Json<Vec<WorkerInfo>> {
+    Json(state.workers.list())
+}
+
+async fn connect(
+    State(state): State<AppState>,
+    Extension(identity): Extension<WorkerIdentity>,
+    ws: WebSocketUpgrade,
+) -> impl IntoResponse {
+    ws.on_upgrade(move |socket| session(state, identity, socket))
+}
+
+async fn send(socket: &mut WebSocket, msg: &ServerMsg) -> bool {
+    match serde_json::to_string(msg) {
+        Ok(text) => socket.send(Message::Text(text.into())).await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+fn parse(msg: &Message) -> Option<Result<WorkerMsg, String>> {
+    match msg {
+        Message::Text(t) => Some(serde_json::from_str(t.as_str()).map_err(|e| e.to_string())),
+        Message::Binary(_) => Some(Err("binary frames are not part of the protocol".into())),
+        _ => None,
+    }
+}
+
+async fn session(state: AppState, identity: WorkerIdentity, mut socket: WebSocket) {
+    let interval = Duration::from_secs(u64::from(state.config.heartbeat_interval_secs.max(1)));
+    let silence_limit = interval * 3;
+    // The first frame must be a hello.
+    let hello = tokio::time::timeout(silence_limit, socket.recv()).await;
+    let (name, slots, devices) = match hello {
+        Ok(Some(Ok(msg))) => match parse(&msg) {
+            Some(Ok(WorkerMsg::Hello {
+                protocol_version,
+                name,
+                slots,
+                devices,
+            })) if protocol_version == PROTOCOL_VERSION => (name, slots, devices),
+            Some(Ok(WorkerMsg::Hello {
+                protocol_version, ..
+            })) => {
+                let reason = format!(
+                    "protocol version {protocol_version} is not supported; this server speaks \
+                     {PROTOCOL_VERSION}"
+                );
+                send(&mut socket, &ServerMsg::Shutdown { reason }).await;
+                return;
+            }
+            other => {
+                let reason = match other {
+                    Some(Err(e)) => format!("bad first frame: {e}"),
+                    _ => "the first frame must be a hello".into(),
+                };
+                send(&mut socket, &ServerMsg::Shutdown { reason }).await;
+                return;
+            }
+        },
+        _ => return,
+    };
+    let worker_id = state.workers.register(name.clone(), slots, devices);
+    tracing::info!(%worker_id, %name, slots, token = %identity.token_name, "worker connected");
+    let welcome = ServerMsg::Welcome {
+        worker_id: worker_id.clone(),
+        heartbeat_interval_secs: state.config.heartbeat_interval_secs,
+    };
+    if send(&mut socket, &welcome).await {
+        loop {
+            match tokio::time::timeout(silence_limit, socket.recv()).await {
+                Err(_) => {
+                    tracing::warn!(%worker_id, "worker silent past its heartbeat limit");
+                    break;
+                }
+                Ok(None | Some(Err(_))) => break,
+                Ok(Some(Ok(msg))) => match parse(&msg) {
+                    Some(Ok(WorkerMsg::Heartbeat)) => state.workers.touch(&worker_id),
+                    Some(Ok(WorkerMsg::Hello { .. })) => {
+                        let reason = "hello sent twice".to_string();
+                        send(&mut socket, &ServerMsg::Shutdown { reason }).await;
+                        break;
+                    }
+                    Some(Err(e)) => {
+                        let reason = format!("bad frame: {e}");
+                        send(&mut socket, &ServerMsg::Shutdown { reason }).await;
+                        break;
+                    }
+                    None => state.workers.touch(&worker_id),
+                },
+            }
+        }
+    }
+    state.workers.remove(&worker_id);
+    tracing::info!(%worker_id, "worker disconnected");
+}

@@ -1,0 +1,27 @@
+//! The one error type of the browser app.
+
+use albedo_render::RenderError;
+
+/// What can go wrong between the API and the canvas.
+#[derive(Debug, thiserror::Error)]
+pub enum FrontendError {
+    /// The request did not complete (server down, network error).
+    #[error("network error: {0}")]
+    Network(String),
+    /// The server answered with an error status.
+    #[error("{message} (HTTP {status}, {code})")]
+    Http {
+        /// HTTP status code.
+        status: u16,
+        /// `ErrorBody::code`, or `http` when the body was not an `ErrorBody`.
+        code: String,
+        /// `ErrorBody::message`, or the body's text.
+        message: String,
+    },
+    /// The body did not decode (JSON or raster wire format).
+    #[error("could not read the server's answer: {0}")]
+    Decode(String),
+    /// The GPU side failed.
+    #[error(transparent)]
+    Render(#[from] RenderError),
+}

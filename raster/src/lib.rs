@@ -1,0 +1,89 @@
+//! `albedo-raster`: local Sentinel pixels for Albedo.
+//!
+//! What it is: the synchronous, pure-Rust code that
+//! - opens GeoTIFF / Cloud-Optimised GeoTIFF files and reads **windows** of one band, tile by
+//!   tile (a window read decodes only the tiles or strips it overlaps, and with a step > 1 only
+//!   those holding a sampled pixel), plus their internal overviews;
+//! - parses their georeferencing (GeoTIFF model tags and GeoKeys, GDAL's nodata tag) into
+//!   [`Georeferencing`](albedo_shared::catalog::Georeferencing), and reprojects UTM / WGS84
+//!   coordinates to longitude / latitude for footprints;
+//! - scans local Sentinel-1 / Sentinel-2 product folders (one file per band, or multi-band
+//!   stacks) into catalog [`Product`](albedo_shared::catalog::Product)s with a STAC 1.0.0 item;
+//! - reads a product's bands over a window of its grid for the renderer, encoded as
+//!   [`albedo_shared::rasterwire`] payloads.
+//!
+//! What it is not: no HTTP, no async, no database, no caching across calls, no network reads
+//! (files are local paths); no GDAL, no general CRS engine (only WGS84 UTM zones and EPSG:4326);
+//! no band math, resampling other than nearest neighbour, or patch extraction yet.
+//! Quick-look-only products (a PNG with KML corners, such as the Kara Sea sample) are not
+//! scanned yet: [`product::scan`] returns no product for a folder without GeoTIFFs.
+//!
+//! Modules:
+//! - [`geotiff`]: [`GeoTiff`], an opened file: size, bands, sample type, nodata, tile layout,
+//!   overviews, windowed reads.
+//! - [`georef`]: GeoTIFF tags and GeoKeys to a geotransform, EPSG code or ground control points.
+//! - [`proj`]: UTM (WGS84, Krüger series) and EPSG:4326 to longitude / latitude.
+//! - [`footprint`]: WGS84 footprints (densified edges of a grid, or the hull of GCPs) and bboxes.
+//! - [`product`]: scanning product folders into [`product::LocalProduct`]s, and
+//!   [`product::read_bands`] for the wire format.
+//! - [`error`]: [`RasterError`], the one error type of this crate.
+
+pub mod error;
+pub mod footprint;
+pub mod georef;
+pub mod geotiff;
+pub mod product;
+pub mod proj;
+
+pub use error::RasterError;
+pub use geotiff::GeoTiff;
+
+/// A rectangle of pixels: columns `x .. x + width`, rows `y .. y + height`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Window {
+    /// First column.
+    pub x: u32,
+    /// First row.
+    pub y: u32,
+    /// Number of columns.
+    pub width: u32,
+    /// Number of rows.
+    pub height: u32,
+}
+
+impl Window {
+    /// The whole of a `width` x `height` raster.
+    pub fn full(width: u32, height: u32) -> Window {
+        Window {
+            x: 0,
+            y: 0,
+            width,
+            height,
+        }
+    }
+
+    /// Whether the window is non-empty and lies inside a `width` x `height` raster.
+    pub fn fits_in(&self, width: u32, height: u32) -> bool {
+        self.width > 0
+            && self.height > 0
+            && u64::from(self.x) + u64::from(self.width) <= u64::from(width)
+            && u64::from(self.y) + u64::from(self.height) <= u64::from(height)
+    }
+
+    /// Output size of a read with `step`: `ceil(width / step)` x `ceil(height / step)`
+    /// (step 0 is treated as 1; callers reject it first).
+    pub fn output_size(&self, step: u32) -> (u32, u32) {
+        let step = step.max(1);
+        (self.width.div_ceil(step), self.height.div_ceil(step))
+    }
+}
+
+impl std::fmt::Display for Window {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}x{} at ({}, {})",
+            self.width, self.height, self.x, self.y
+        )
+    }
+}

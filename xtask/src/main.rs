@@ -1,0 +1,133 @@
+//! `cargo xtask`: the exact steps of a newcomer (`demo`) and of CI (`test`).
+//!
+//! What it is: a small program with no dependencies beyond `anyhow` and `clap`, so that it
+//! builds in seconds on a fresh machine, which installs the tools Albedo needs (see
+//! [`tools`]), builds the browser app ([`frontend`]), starts the stack ([`stack`]) and runs
+//! every check CI runs ([`checks`]).
+//!
+//! What it is not: a build system. Cargo, Trunk, wasm-bindgen, wasm-opt and npm do the work.
+
+mod checks;
+mod frontend;
+mod stack;
+mod tools;
+mod util;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// Albedo's developer commands.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Install what is missing, build the browser app and the server in release mode, load
+    /// the bundled sample data, start the server and local workers, print the URL. Runs until
+    /// Ctrl-C.
+    Demo {
+        /// Address to serve on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Data folder (SQLite store).
+        #[arg(long, default_value = "albedo-data")]
+        data: PathBuf,
+        /// Local worker processes to start.
+        #[arg(long, default_value_t = 1)]
+        workers: u32,
+        /// Trial slots per worker.
+        #[arg(long, default_value_t = 2)]
+        slots: u32,
+        /// Build without installing Trunk (cargo + wasm-bindgen + wasm-opt, same output).
+        #[arg(long)]
+        no_trunk: bool,
+    },
+    /// Everything CI checks: fmt, clippy (native and wasm32), all tests, browser tests.
+    Test {
+        /// Skip the browser end-to-end tests.
+        #[arg(long)]
+        no_browser: bool,
+    },
+    /// Build the browser app into <target>/dist.
+    BuildFrontend {
+        /// Build without Trunk even when it is installed.
+        #[arg(long)]
+        no_trunk: bool,
+    },
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Cmd::Demo {
+            listen,
+            data,
+            workers,
+            slots,
+            no_trunk,
+        } => demo(listen, data, workers, slots, no_trunk),
+        Cmd::Test { no_browser } => checks::run_all(!no_browser),
+        Cmd::BuildFrontend { no_trunk } => {
+            let builder = if no_trunk || tools::trunk().is_none() {
+                frontend::Builder::Direct
+            } else {
+                frontend::Builder::Trunk
+            };
+            let dist = frontend::build(builder)?;
+            println!("built the browser app into {}", dist.display());
+            Ok(())
+        }
+    }
+}
+
+fn demo(listen: String, data: PathBuf, workers: u32, slots: u32, no_trunk: bool) -> Result<()> {
+    let builder = if no_trunk {
+        frontend::Builder::Direct
+    } else {
+        tools::ensure_trunk()?;
+        frontend::Builder::Trunk
+    };
+    let dist = frontend::build(builder)?;
+    util::run(
+        util::cmd("cargo").args([
+            "build",
+            "--release",
+            "--package",
+            "albedo-backend",
+            "--package",
+            "albedo-worker",
+        ]),
+        "building the server and worker (release)",
+    )?;
+    let data = if data.is_absolute() {
+        data
+    } else {
+        util::repo_root().join(data)
+    };
+    stack::ensure_dir(&data)?;
+    let mut running = stack::start(&stack::StackOptions {
+        listen,
+        data: data.clone(),
+        static_dir: dist,
+        workers,
+        slots,
+        profile: stack::Profile::Release,
+    })?;
+    println!();
+    println!("  Albedo is running: {}", running.url());
+    println!(
+        "  data folder: {}   workers: {workers} x {slots} slots",
+        data.display()
+    );
+    println!("  Ctrl-C stops the server and the workers.");
+    println!();
+    while running.server_alive() {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    anyhow::bail!("the server stopped; see its log above")
+}

@@ -1,0 +1,126 @@
+//! The tools Albedo builds and tests with, pinned here and installed when missing.
+//!
+//! - `wasm32-unknown-unknown` target: `rustup target add`.
+//! - wasm-bindgen CLI: exactly the `wasm-bindgen` version in `Cargo.lock` (the crate is pinned
+//!   with `=` in the root `Cargo.toml`); `cargo install` WITHOUT `--locked`, since its locked
+//!   dependency versions are not all served by the registry here.
+//! - Trunk [`TRUNK_VERSION`] (`cargo install --locked`): 0.22 needs a newer rustc.
+//! - wasm-opt from npm `binaryen@132.0.0` (root `package.json`), never Debian's `binaryen`
+//!   (version 108 emits wasm that Chromium rejects at run time).
+//! - Chromium from Debian (`apt-get install chromium`), Playwright as npm `playwright-core`;
+//!   a browser is never downloaded.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+
+use crate::util::{cargo_bin_dir, cmd, locked_version, output, repo_root, run};
+
+/// Trunk version that builds with the stable rustc of this project's machines.
+pub const TRUNK_VERSION: &str = "0.21.14";
+/// Where Debian's Chromium lives.
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Adds the wasm target when rustup lacks it.
+pub fn ensure_wasm_target() -> Result<()> {
+    let installed =
+        output(cmd("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
+    if installed
+        .lines()
+        .any(|l| l.trim() == "wasm32-unknown-unknown")
+    {
+        return Ok(());
+    }
+    run(
+        cmd("rustup").args(["target", "add", "wasm32-unknown-unknown"]),
+        "adding the wasm32-unknown-unknown target",
+    )
+}
+
+/// Installs wasm-bindgen-cli at the version in Cargo.lock when missing or different.
+pub fn ensure_wasm_bindgen() -> Result<PathBuf> {
+    let want = locked_version("wasm-bindgen")?;
+    let bin = cargo_bin_dir().join("wasm-bindgen");
+    let have = output(std::process::Command::new(&bin).arg("--version")).unwrap_or_default();
+    if have.split_whitespace().nth(1) != Some(want.as_str()) {
+        run(
+            cmd("cargo").args(["install", "wasm-bindgen-cli", "--version", &want]),
+            &format!("installing wasm-bindgen-cli {want} (about 7 minutes, once)"),
+        )?;
+    }
+    Ok(bin)
+}
+
+/// The Trunk binary when the pinned version is installed.
+pub fn trunk() -> Option<PathBuf> {
+    let bin = cargo_bin_dir().join("trunk");
+    let have = output(std::process::Command::new(&bin).arg("--version"))?;
+    (have.split_whitespace().nth(1) == Some(TRUNK_VERSION)).then_some(bin)
+}
+
+/// Installs the pinned Trunk when missing.
+pub fn ensure_trunk() -> Result<PathBuf> {
+    if let Some(bin) = trunk() {
+        return Ok(bin);
+    }
+    run(
+        cmd("cargo").args(["install", "--locked", "trunk", "--version", TRUNK_VERSION]),
+        &format!("installing trunk {TRUNK_VERSION} (about 20 minutes on 2 cores, once)"),
+    )?;
+    trunk().context("trunk was installed but does not report the pinned version")
+}
+
+/// Installs the npm packages of the root `package-lock.json` (wasm-opt, Playwright) when
+/// `node_modules` is missing or older than the lock file.
+pub fn ensure_npm_packages() -> Result<()> {
+    let root = repo_root();
+    let lock = root.join("package-lock.json");
+    let stamp = root.join("node_modules/.package-lock.json");
+    let fresh = match (std::fs::metadata(&lock), std::fs::metadata(&stamp)) {
+        (Ok(l), Ok(s)) => match (l.modified(), s.modified()) {
+            (Ok(l), Ok(s)) => s >= l,
+            _ => false,
+        },
+        _ => false,
+    };
+    if fresh {
+        return Ok(());
+    }
+    if output(cmd("npm").arg("--version")).is_none() {
+        bail!("npm is not installed: `apt-get install nodejs npm` (Node 18 or newer)");
+    }
+    run(
+        cmd("npm").args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]),
+        "installing npm packages from package-lock.json (wasm-opt, playwright-core)",
+    )
+}
+
+/// The pinned wasm-opt from npm.
+pub fn wasm_opt() -> Result<PathBuf> {
+    ensure_npm_packages()?;
+    let bin = repo_root().join("node_modules/.bin/wasm-opt");
+    anyhow::ensure!(
+        bin.exists(),
+        "node_modules/.bin/wasm-opt missing after npm ci"
+    );
+    Ok(bin)
+}
+
+/// Installs Debian's Chromium when missing.
+pub fn ensure_chromium() -> Result<()> {
+    if std::path::Path::new(CHROMIUM).exists() {
+        return Ok(());
+    }
+    let apt = |what: &str| {
+        run(
+            cmd("apt-get").args(["install", "-y", "--no-install-recommends", "chromium"]),
+            what,
+        )
+    };
+    // The first install has been seen to fail once on a dpkg temp file: retry once.
+    if apt("installing Debian's chromium").is_err() {
+        let _ = run(cmd("apt-get").arg("update"), "apt-get update");
+        apt("installing Debian's chromium (retry)")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,122 @@
+//! Running commands and finding things, with errors that say what to do.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// Root of the repository (the parent of `xtask/`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the repository root")
+        .to_path_buf()
+}
+
+/// Cargo's target folder for everything xtask builds: `CARGO_TARGET_DIR` when set; under CI
+/// (`CI` set) `~/.cache/albedo/target`, which CI may keep between runs; else `<root>/target`.
+pub fn target_dir() -> PathBuf {
+    if let Some(p) = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from) {
+        return if p.is_absolute() {
+            p
+        } else {
+            repo_root().join(p)
+        };
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+    match std::env::var_os("HOME") {
+        Some(home) if ci => PathBuf::from(home).join(".cache/albedo/target"),
+        _ => repo_root().join("target"),
+    }
+}
+
+/// `~/.cargo/bin`, where `cargo install` puts tools.
+pub fn cargo_bin_dir() -> PathBuf {
+    std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_else(|| PathBuf::from(".cargo"))
+        .join("bin")
+}
+
+/// PATH with `~/.cargo/bin` and the repository's `node_modules/.bin` in front.
+pub fn tool_path() -> std::ffi::OsString {
+    let mut dirs = vec![cargo_bin_dir(), repo_root().join("node_modules/.bin")];
+    if let Some(p) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&p));
+    }
+    std::env::join_paths(dirs).unwrap_or_default()
+}
+
+/// A command in the repository root with [`tool_path`] as PATH.
+pub fn cmd(program: &str) -> Command {
+    let mut c = Command::new(program);
+    c.current_dir(repo_root())
+        .env("PATH", tool_path())
+        .env("CARGO_TARGET_DIR", target_dir());
+    c
+}
+
+/// Runs `c`, streaming its output, and fails with `what` if it fails.
+pub fn run(c: &mut Command, what: &str) -> Result<()> {
+    eprintln!("xtask: {what}");
+    let status = c
+        .status()
+        .with_context(|| format!("{what}: could not start {:?}", c.get_program()))?;
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    Ok(())
+}
+
+/// Runs `c` and returns its stdout, or `None` if it cannot start or fails.
+pub fn output(c: &mut Command) -> Option<String> {
+    let out = c.stderr(Stdio::null()).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The version of `package` recorded in `Cargo.lock`.
+pub fn locked_version(package: &str) -> Result<String> {
+    let lock = std::fs::read_to_string(repo_root().join("Cargo.lock"))
+        .context("reading Cargo.lock (it is committed; run `cargo generate-lockfile` if lost)")?;
+    let needle = format!("name = \"{package}\"\nversion = \"");
+    let start = lock
+        .find(&needle)
+        .with_context(|| format!("{package} is not in Cargo.lock"))?
+        + needle.len();
+    let end = lock[start..].find('"').context("malformed Cargo.lock")? + start;
+    Ok(lock[start..end].to_string())
+}
+
+/// Sends `GET path` to `addr` and returns the status code, or `None` if nothing answers.
+pub fn http_get_status(addr: &str, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).ok()?;
+    let head = std::str::from_utf8(&buf[..n]).ok()?;
+    head.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Waits until `check` returns `Some`, polling every 100 ms, for at most `limit`.
+pub fn wait_for<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> Result<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return Ok(v);
+        }
+        if start.elapsed() > limit {
+            bail!("timed out after {limit:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
