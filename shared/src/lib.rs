@@ -13,12 +13,15 @@
 //! - [`rasterwire`]: the compact binary array of band values the backend serves to the
 //!   renderer (`application/x-albedo-raster`), with its documented header.
 //! - [`protocol`]: the versioned worker <-> server WebSocket messages.
+//! - [`experiment`]: experiment specs (search space, optimizer, early stopping, ablation),
+//!   trial ids and trial states.
 //! - [`api`]: bodies of the JSON API that are not catalog types (errors, health, workers).
 //! - [`error`]: this crate's error enum.
 
 pub mod api;
 pub mod catalog;
 pub mod error;
+pub mod experiment;
 pub mod protocol;
 pub mod rasterwire;
 
