@@ -14,6 +14,7 @@
 //! - [`auth`]: the one layer that checks credentials (worker bearer tokens today).
 //! - [`catalog`]: `/api/products` and raster windows.
 //! - [`stac`]: the STAC API under `/stac`.
+//! - [`search`]: STAC item search parameters, their validation and the geometry test.
 //! - [`workers`]: the worker WebSocket and the registry of connected workers.
 //! - [`ingest`]: files to products, transactionally.
 //! - [`store`]: the embedded SQLite store.
@@ -24,6 +25,7 @@ pub mod auth;
 pub mod catalog;
 pub mod error;
 pub mod ingest;
+pub mod search;
 pub mod stac;
 pub mod store;
 pub mod workers;

@@ -4,21 +4,27 @@
 //! `GET /stac`, `/stac/conformance`, `/stac/collections`, `/stac/collections/{id}`,
 //! `/stac/collections/{id}/items` (paged with `limit` and a `next` link) and
 //! `/stac/collections/{id}/items/{item}`. Collections are derived from the items they hold.
+//! `GET /stac/api` describes it all in OpenAPI 3.0 (the landing page's `service-desc`).
+//! STAC API - Item Search with the Sort and Query extensions: `GET` and `POST /stac/search`
+//! (parameters and their meaning in [`crate::search`]); results are paged by `next` links
+//! that carry a `token` (in the query for GET; in a `body` with `merge: true` for POST).
 //!
-//! What it is not (yet): item search (`/search`), filters and sorting come with the catalog
-//! issue; conformance lists only what is implemented here.
+//! What it is not (yet): the Filter (CQL2), Fields and Transaction extensions; conformance
+//! lists only what is implemented here.
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::body::Bytes;
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::HeaderMap;
-use axum::http::header::HOST;
-use axum::response::Json;
+use axum::http::header::{CONTENT_TYPE, HOST};
+use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
 use crate::app::AppState;
 use crate::catalog::Page;
 use crate::error::BackendError;
+use crate::search::{SearchParams, token_for};
 use crate::store::CollectionSummary;
 
 const STAC_VERSION: &str = "1.0.0";
@@ -27,6 +33,9 @@ const CONFORMS_TO: &[&str] = &[
     "https://api.stacspec.org/v1.0.0/ogcapi-features",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "https://api.stacspec.org/v1.0.0/item-search",
+    "https://api.stacspec.org/v1.0.0/item-search#sort",
+    "https://api.stacspec.org/v1.0.0-rc.1/item-search#query",
 ];
 const DEFAULT_LIMIT: u32 = 10;
 const MAX_LIMIT: u32 = 10_000;
@@ -40,6 +49,70 @@ pub fn routes() -> Router<AppState> {
         .route("/collections/{collection}", get(collection))
         .route("/collections/{collection}/items", get(items))
         .route("/collections/{collection}/items/{item}", get(item))
+        .route("/search", get(search_get).post(search_post))
+        .route("/api", get(openapi))
+}
+
+const OPENAPI: &str = "application/vnd.oai.openapi+json;version=3.0";
+
+/// The OpenAPI 3.0 description of this API (the landing page's `service-desc`).
+async fn openapi(headers: HeaderMap) -> Response {
+    let b = base(&headers);
+    let q = |name: &str, desc: &str, ty: &str| {
+        json!({"name": name, "in": "query", "required": false, "description": desc,
+               "schema": {"type": ty}})
+    };
+    let search_params = json!([
+        q(
+            "bbox",
+            "west,south,east,north (west > east crosses the antimeridian)",
+            "string"
+        ),
+        q("intersects", "a GeoJSON geometry, as JSON", "string"),
+        q(
+            "datetime",
+            "an RFC 3339 instant or interval a/b, ../b, a/..",
+            "string"
+        ),
+        q("collections", "comma-separated collection ids", "string"),
+        q("ids", "comma-separated item ids", "string"),
+        q("limit", "page size, 1..10000 (default 10)", "integer"),
+        q("sortby", "e.g. -properties.datetime,id", "string"),
+        q("query", "Query extension object, as JSON", "string"),
+        q("token", "paging token of a next link", "string"),
+    ]);
+    let fc = json!({"200": {"description": "An ItemCollection",
+        "content": {GEOJSON: {"schema": {"type": "object"}}}},
+        "400": {"description": "An invalid parameter, named in the message"}});
+    let obj = json!({"200": {"description": "OK",
+        "content": {"application/json": {"schema": {"type": "object"}}}}});
+    let path_param = |name: &str| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}});
+    let doc = json!({
+        "openapi": "3.0.3",
+        "info": {"title": "Albedo STAC API", "version": env!("CARGO_PKG_VERSION")},
+        "servers": [{"url": b}],
+        "paths": {
+            "/": {"get": {"summary": "Landing page", "responses": obj}},
+            "/conformance": {"get": {"summary": "Conformance classes", "responses": obj}},
+            "/collections": {"get": {"summary": "Collections", "responses": obj}},
+            "/collections/{collectionId}": {"get": {"summary": "One collection",
+                "parameters": [path_param("collectionId")], "responses": obj}},
+            "/collections/{collectionId}/items": {"get": {"summary": "Items of a collection",
+                "parameters": [path_param("collectionId"),
+                    q("limit", "page size", "integer"), q("offset", "items to skip", "integer")],
+                "responses": fc}},
+            "/collections/{collectionId}/items/{itemId}": {"get": {"summary": "One item",
+                "parameters": [path_param("collectionId"), path_param("itemId")],
+                "responses": {"200": {"description": "A STAC Item",
+                    "content": {GEOJSON: {"schema": {"type": "object"}}}}}}},
+            "/search": {
+                "get": {"summary": "Item search", "parameters": search_params, "responses": fc},
+                "post": {"summary": "Item search", "requestBody": {"content":
+                    {"application/json": {"schema": {"type": "object"}}}}, "responses": fc},
+            },
+        },
+    });
+    ([(CONTENT_TYPE, OPENAPI)], Json(doc)).into_response()
 }
 
 /// The absolute base URL of the STAC API as the client addressed it.
@@ -73,6 +146,11 @@ async fn landing(headers: HeaderMap) -> Json<Value> {
             link("root", b.clone(), "application/json"),
             link("conformance", format!("{b}/conformance"), "application/json"),
             link("data", format!("{b}/collections"), "application/json"),
+            link("service-desc", format!("{b}/api"), OPENAPI),
+            json!({"rel": "search", "href": format!("{b}/search"),
+                   "type": "application/geo+json", "method": "GET"}),
+            json!({"rel": "search", "href": format!("{b}/search"),
+                   "type": "application/geo+json", "method": "POST"}),
         ],
     }))
 }
@@ -142,7 +220,7 @@ async fn items(
     Path(id): Path<String>,
     Query(page): Query<Page>,
     headers: HeaderMap,
-) -> Result<Json<Value>, BackendError> {
+) -> Result<Response, BackendError> {
     let (limit, offset) = page.resolve(DEFAULT_LIMIT, MAX_LIMIT)?;
     let c = find_collection(&state, id.clone()).await?;
     let cid = id.clone();
@@ -172,7 +250,8 @@ async fn items(
             "application/geo+json",
         ));
     }
-    Ok(Json(json!({
+    let features: Vec<Value> = features.into_iter().map(|f| localize_item(&b, f)).collect();
+    Ok(geojson(json!({
         "type": "FeatureCollection",
         "features": features,
         "numberMatched": c.items,
@@ -181,10 +260,16 @@ async fn items(
     })))
 }
 
+/// A JSON answer with the GeoJSON media type.
+fn geojson(body: Value) -> Response {
+    ([(CONTENT_TYPE, GEOJSON)], Json(body)).into_response()
+}
+
 async fn item(
     State(state): State<AppState>,
     Path((collection, item)): Path<(String, String)>,
-) -> Result<Json<Value>, BackendError> {
+    headers: HeaderMap,
+) -> Result<Response, BackendError> {
     let id = albedo_shared::catalog::ProductId(item);
     let stored = state.store.call(move |s| s.get_product(&id)).await?;
     if stored.product.collection != collection {
@@ -193,5 +278,133 @@ async fn item(
             stored.product.id
         )));
     }
-    Ok(Json(stored.stac_item))
+    Ok(geojson(localize_item(&base(&headers), stored.stac_item)))
+}
+
+const GEOJSON: &str = "application/geo+json";
+
+/// The item as this API serves it: its navigation links (self, root, parent, collection)
+/// point here, not where it was ingested from; its other links are kept.
+fn localize_item(b: &str, mut item: Value) -> Value {
+    let id = item["id"].as_str().unwrap_or_default().to_string();
+    let collection = item["collection"].as_str().unwrap_or_default().to_string();
+    let mut links: Vec<Value> = item["links"]
+        .as_array()
+        .map(|ls| {
+            ls.iter()
+                .filter(|l| {
+                    !matches!(
+                        l["rel"].as_str(),
+                        Some("self" | "root" | "parent" | "collection")
+                    )
+                })
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let col = format!("{b}/collections/{collection}");
+    links.extend([
+        link("self", format!("{col}/items/{id}"), GEOJSON),
+        link("root", b.to_string(), "application/json"),
+        link("parent", col.clone(), "application/json"),
+        link("collection", col, "application/json"),
+    ]);
+    if let Some(obj) = item.as_object_mut() {
+        obj.insert("links".into(), Value::Array(links));
+    }
+    item
+}
+
+/// The ItemCollection answer of a search; `next` is the link to the following page, if any.
+fn item_collection(
+    b: &str,
+    page: crate::store::SearchPage,
+    self_link: Value,
+    next: Option<Value>,
+) -> Response {
+    let mut links = vec![self_link, link("root", b.to_string(), "application/json")];
+    links.extend(next);
+    let returned = page.features.len();
+    let features: Vec<Value> = page
+        .features
+        .into_iter()
+        .map(|f| localize_item(b, f))
+        .collect();
+    let body = json!({
+        "type": "FeatureCollection",
+        "features": features,
+        "numberMatched": page.matched,
+        "numberReturned": returned,
+        "links": links,
+    });
+    geojson(body)
+}
+
+async fn run_search(
+    state: &AppState,
+    params: SearchParams,
+) -> Result<(crate::store::SearchPage, Option<u64>), BackendError> {
+    let (offset, limit) = (params.offset, u64::from(params.limit));
+    let page = state.store.call(move |s| s.search(&params)).await?;
+    let next = offset + limit;
+    Ok((page.clone(), (next < page.matched).then_some(next)))
+}
+
+async fn search_get(
+    State(state): State<AppState>,
+    Query(pairs): Query<Vec<(String, String)>>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, BackendError> {
+    let params = SearchParams::from_query(&pairs)?;
+    let (page, next) = run_search(&state, params).await?;
+    let b = base(&headers);
+    // The next link repeats the request's own (still encoded) parameters with a new token.
+    let kept: Vec<&str> = raw
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .filter(|kv| !kv.is_empty() && !kv.starts_with("token="))
+        .collect();
+    let href = |token: Option<u64>| {
+        let mut q = kept.join("&");
+        if let Some(t) = token {
+            if !q.is_empty() {
+                q.push('&');
+            }
+            q.push_str(&format!("token={}", token_for(t)));
+        }
+        if q.is_empty() {
+            format!("{b}/search")
+        } else {
+            format!("{b}/search?{q}")
+        }
+    };
+    let self_link = link("self", href(None), GEOJSON);
+    let next = next
+        .map(|n| json!({"rel": "next", "href": href(Some(n)), "type": GEOJSON, "method": "GET"}));
+    Ok(item_collection(&b, page, self_link, next))
+}
+
+async fn search_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, BackendError> {
+    let value: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| BackendError::bad_request("body", format!("not JSON: {e}")))?
+    };
+    let params = SearchParams::from_body(&value)?;
+    let (page, next) = run_search(&state, params).await?;
+    let b = base(&headers);
+    let self_link =
+        json!({"rel": "self", "href": format!("{b}/search"), "type": GEOJSON, "method": "POST"});
+    let next = next.map(|n| {
+        json!({"rel": "next", "href": format!("{b}/search"), "type": GEOJSON, "method": "POST",
+               "body": {"token": token_for(n)}, "merge": true})
+    });
+    Ok(item_collection(&b, page, self_link, next))
 }

@@ -9,7 +9,19 @@
 //! `tokio::task::spawn_blocking` (see [`Store::call`]).
 //!
 //! Contract: writes are transactional (an ingest of many products commits all or none);
-//! putting a product whose id exists replaces it (ingest is idempotent).
+//! putting a product whose id exists replaces it (ingest is idempotent), search rows included.
+//!
+//! Search indexes (see [`Store::search`]): `search_items` holds one row per product with the
+//! promoted columns item search filters and sorts on (time as microseconds since 1970:
+//! `dt` for sorting, `dt_start`/`dt_end` for overlap; cloud cover, orbit state, relative
+//! orbit, platform, MGRS tile, instrument mode, polarisations as `|VV|VH|`; the bbox and the
+//! GeoJSON geometry in `search_geometry`), B-tree indexes on time, collection+time and
+//! the common filters, and
+//! `search_bbox`, an R*Tree of bboxes keyed `2 * key + part`, where an item whose bbox
+//! crosses the antimeridian has two parts; `search_meta.max_span`, the longest
+//! `dt_end - dt_start` of any item, lets a time query bound its `dt_start` range from both
+//! sides. Stores made before these tables are indexed when
+//! opened.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -17,11 +29,15 @@ use std::time::Duration;
 
 use albedo_raster::product::{LocalBand, LocalProduct};
 use albedo_shared::catalog::{Band, Product, ProductId};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::BackendError;
+use crate::search::{
+    Bbox, Geometry, Kind, Op, Operand, Scalar, SearchParams, encode_text_array, parse_instant,
+};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS products (
@@ -35,6 +51,25 @@ CREATE TABLE IF NOT EXISTS products (
     local_bands_json TEXT
 );
 CREATE INDEX IF NOT EXISTS products_collection_datetime ON products (collection, datetime);
+CREATE TABLE IF NOT EXISTS search_items (
+    key INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    collection TEXT NOT NULL,
+    dt INTEGER, dt_start INTEGER, dt_end INTEGER,
+    west REAL, south REAL, east REAL, north REAL,
+    cloud_cover REAL, orbit_state TEXT, relative_orbit REAL, platform TEXT,
+    mgrs_tile TEXT, instrument_mode TEXT, polarizations TEXT
+);
+CREATE INDEX IF NOT EXISTS search_items_dt ON search_items (dt, id);
+CREATE INDEX IF NOT EXISTS search_items_dt_start ON search_items (dt_start, dt_end);
+CREATE INDEX IF NOT EXISTS search_items_collection_dt
+    ON search_items (collection, dt, id, dt_start, dt_end);
+CREATE TABLE IF NOT EXISTS search_geometry (key INTEGER PRIMARY KEY, geometry TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS search_items_cloud_cover ON search_items (cloud_cover);
+CREATE INDEX IF NOT EXISTS search_items_platform ON search_items (platform);
+CREATE INDEX IF NOT EXISTS search_items_orbit_state ON search_items (orbit_state);
+CREATE VIRTUAL TABLE IF NOT EXISTS search_bbox USING rtree(id, west, east, south, north);
+CREATE TABLE IF NOT EXISTS search_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS worker_tokens (
     name TEXT PRIMARY KEY,
     token_sha256 TEXT NOT NULL UNIQUE,
@@ -79,11 +114,12 @@ impl Store {
             source,
         })?;
         let path = data_dir.join(DB_FILE);
-        let conn = Connection::open(&path)?;
+        let mut conn = Connection::open(&path)?;
         conn.busy_timeout(Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(SCHEMA)?;
+        backfill_search_index(&mut conn)?;
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
             path,
@@ -157,6 +193,13 @@ impl Store {
                     serde_json::to_string(&p.stac_item)?,
                     local_bands,
                 ])?;
+                index_item(
+                    &tx,
+                    &p.product.id.0,
+                    &p.product.collection,
+                    bbox,
+                    &p.stac_item,
+                )?;
             }
         }
         tx.commit()?;
@@ -306,6 +349,381 @@ impl Store {
             )
             .optional()?)
     }
+}
+
+/// One page of search results.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchPage {
+    /// The STAC items of this page, in order.
+    pub features: Vec<serde_json::Value>,
+    /// How many items match in all.
+    pub matched: u64,
+}
+
+impl Store {
+    /// Runs an item search on the indexes: the R*Tree for `bbox`/`intersects` (then an exact
+    /// bbox check, or the geometry test), the time and property columns for the rest.
+    pub fn search(&self, p: &SearchParams) -> Result<SearchPage, BackendError> {
+        let conn = self.lock();
+        let max_span: i64 = conn
+            .query_row(
+                "SELECT value FROM search_meta WHERE key = 'max_span'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0);
+        let (where_sql, args) = search_where(p, max_span);
+        let order: Vec<String> = p
+            .sortby
+            .iter()
+            .map(|k| {
+                format!(
+                    "s.{} {}",
+                    k.column,
+                    if k.descending { "DESC" } else { "ASC" }
+                )
+            })
+            .collect();
+        let order = order.join(", ");
+        let offset = i64::try_from(p.offset).unwrap_or(i64::MAX);
+        let Some(geometry) = &p.intersects else {
+            let matched: i64 = conn.query_row(
+                &format!("SELECT COUNT(*) FROM search_items s WHERE {where_sql}"),
+                params_from_iter(args.iter()),
+                |r| r.get(0),
+            )?;
+            // When many items match and the order is by time, walking the time index in
+            // order finds a page sooner than sorting every match (SQLite cannot tell).
+            let mut hint = "";
+            if p.sortby[0].column == "dt" && matched > 1000 {
+                let total: i64 =
+                    conn.query_row("SELECT COUNT(*) FROM search_items", [], |r| r.get(0))?;
+                if matched.saturating_mul(20) > total {
+                    hint = if p.collections.as_ref().is_some_and(|c| c.len() == 1) {
+                        "INDEXED BY search_items_collection_dt"
+                    } else {
+                        "INDEXED BY search_items_dt"
+                    };
+                }
+            }
+            // The page's ids from the index alone (skipping `offset` rows is cheap there),
+            // then their documents.
+            let mut stmt = conn.prepare(&format!(
+                "SELECT s.id FROM search_items s {hint}
+                 WHERE {where_sql} ORDER BY {order} LIMIT {} OFFSET {offset}",
+                p.limit
+            ))?;
+            let ids = stmt
+                .query_map(params_from_iter(args.iter()), |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut one = conn.prepare_cached("SELECT stac_json FROM products WHERE id = ?1")?;
+            let mut features = Vec::with_capacity(ids.len());
+            for id in ids {
+                features.extend(json_rows(&mut one, params![id])?);
+            }
+            return Ok(SearchPage {
+                features,
+                matched: u64::try_from(matched).unwrap_or(0),
+            });
+        };
+        // Exact geometry test on the R*Tree candidates, in order.
+        let mut stmt = conn.prepare(&format!(
+            "SELECT s.id, g.geometry FROM search_items s JOIN search_geometry g ON g.key = s.key
+             WHERE {where_sql} ORDER BY {order}"
+        ))?;
+        let mut rows = stmt.query(params_from_iter(args.iter()))?;
+        let mut page_ids = Vec::new();
+        let mut matched: u64 = 0;
+        while let Some(row) = rows.next()? {
+            let Some(g) = row.get::<_, Option<String>>(1)? else {
+                continue;
+            };
+            let value: serde_json::Value = serde_json::from_str(&g)?;
+            let Ok(item_geometry) = Geometry::from_geojson(&value, "geometry") else {
+                continue;
+            };
+            if item_geometry.intersects(geometry) {
+                if matched >= p.offset && page_ids.len() < p.limit as usize {
+                    page_ids.push(row.get::<_, String>(0)?);
+                }
+                matched += 1;
+            }
+        }
+        drop(rows);
+        let mut one = conn.prepare_cached("SELECT stac_json FROM products WHERE id = ?1")?;
+        let mut features = Vec::with_capacity(page_ids.len());
+        for id in page_ids {
+            features.extend(json_rows(&mut one, params![id])?);
+        }
+        Ok(SearchPage { features, matched })
+    }
+}
+
+/// The WHERE clause (over `search_items s`) and its arguments for a search.
+fn search_where(p: &SearchParams, max_span: i64) -> (String, Vec<SqlValue>) {
+    let mut conds: Vec<String> = vec!["1".into()];
+    let mut args: Vec<SqlValue> = Vec::new();
+    let list = |args: &mut Vec<SqlValue>, values: Vec<SqlValue>| -> String {
+        let marks = vec!["?"; values.len()].join(", ");
+        args.extend(values);
+        marks
+    };
+    let boxes: Vec<[f64; 4]> = match (&p.bbox, &p.intersects) {
+        (Some(b), _) => b.parts(),
+        (None, Some(g)) => vec![g.bounds()],
+        (None, None) => Vec::new(),
+    };
+    if !boxes.is_empty() {
+        // R*Tree rows hold 32-bit floats rounded outwards: a superset, checked exactly below.
+        let mut subs = Vec::new();
+        let mut exact = Vec::new();
+        for [w, s, e, n] in &boxes {
+            subs.push(
+                "SELECT id >> 1 FROM search_bbox WHERE west <= ? AND east >= ? AND south <= ? \
+                 AND north >= ?",
+            );
+            args.extend([
+                SqlValue::Real(*e),
+                SqlValue::Real(*w),
+                SqlValue::Real(*n),
+                SqlValue::Real(*s),
+            ]);
+            exact.push((*w, *s, *e, *n));
+        }
+        conds.push(format!("s.key IN ({})", subs.join(" UNION ")));
+        if p.bbox.is_some() {
+            let mut ors = Vec::new();
+            for (w, s, e, n) in exact {
+                ors.push(
+                    "(s.south <= ? AND s.north >= ? AND ((s.west <= s.east AND s.west <= ? \
+                     AND s.east >= ?) OR (s.west > s.east AND (s.west <= ? OR s.east >= ?))))",
+                );
+                args.extend([n, s, e, w, e, w].map(SqlValue::Real));
+            }
+            conds.push(format!("({})", ors.join(" OR ")));
+        }
+    }
+    if let Some((start, end)) = p.datetime {
+        if let Some(start) = start {
+            // No item lasts longer than `max_span`: this bounds the `dt_start` index range
+            // from below as well, so an interval query reads only its part of the index.
+            conds.push("s.dt_end >= ? AND s.dt_start >= ?".into());
+            args.push(SqlValue::Integer(start));
+            args.push(SqlValue::Integer(start.saturating_sub(max_span)));
+        }
+        if let Some(end) = end {
+            conds.push("s.dt_start <= ?".into());
+            args.push(SqlValue::Integer(end));
+        }
+    }
+    if let Some(c) = p.collections.as_ref().filter(|c| c.len() == 1) {
+        // `=` rather than `IN`, so that the (collection, dt, id) index also gives the order.
+        conds.push("s.collection = ?".into());
+        args.push(SqlValue::Text(c[0].clone()));
+    } else if let Some(c) = p.collections.as_ref().filter(|c| !c.is_empty()) {
+        let marks = list(&mut args, c.iter().cloned().map(SqlValue::Text).collect());
+        conds.push(format!("s.collection IN ({marks})"));
+    }
+    if let Some(ids) = p.ids.as_ref().filter(|c| !c.is_empty()) {
+        let marks = list(&mut args, ids.iter().cloned().map(SqlValue::Text).collect());
+        conds.push(format!("s.id IN ({marks})"));
+    }
+    let sv = |x: &Scalar| match x {
+        Scalar::Number(n) => SqlValue::Real(*n),
+        Scalar::Text(t) => SqlValue::Text(t.clone()),
+    };
+    let contains = |x: &Scalar| match x {
+        Scalar::Text(t) => SqlValue::Text(format!("|{t}|")),
+        Scalar::Number(n) => SqlValue::Text(format!("|{n}|")),
+    };
+    for c in &p.query {
+        let col = format!("s.{}", c.column);
+        match (c.kind, c.op, &c.operand) {
+            (Kind::TextArray, Op::Eq, Operand::One(x)) => {
+                conds.push(format!("instr({col}, ?) > 0"));
+                args.push(contains(x));
+            }
+            (Kind::TextArray, Op::Neq, Operand::One(x)) => {
+                conds.push(format!("({col} IS NOT NULL AND instr({col}, ?) = 0)"));
+                args.push(contains(x));
+            }
+            (Kind::TextArray, Op::In, Operand::Many(xs)) => {
+                let ors = vec![format!("instr({col}, ?) > 0"); xs.len()].join(" OR ");
+                conds.push(format!("({ors})"));
+                args.extend(xs.iter().map(contains));
+            }
+            (Kind::TextArray, Op::Eq | Op::Neq, Operand::Many(xs)) => {
+                let texts: Vec<&str> = xs
+                    .iter()
+                    .filter_map(|x| match x {
+                        Scalar::Text(t) => Some(t.as_str()),
+                        Scalar::Number(_) => None,
+                    })
+                    .collect();
+                let op = if c.op == Op::Eq { "=" } else { "<>" };
+                conds.push(format!("{col} {op} ?"));
+                args.push(SqlValue::Text(encode_text_array(&texts)));
+            }
+            (_, Op::In, Operand::Many(xs)) => {
+                let marks = list(&mut args, xs.iter().map(sv).collect());
+                conds.push(format!("{col} IN ({marks})"));
+            }
+            (_, op, Operand::One(x)) => {
+                let op = match op {
+                    Op::Eq | Op::In => "=",
+                    Op::Neq => "<>",
+                    Op::Lt => "<",
+                    Op::Lte => "<=",
+                    Op::Gt => ">",
+                    Op::Gte => ">=",
+                };
+                conds.push(format!("{col} {op} ?"));
+                args.push(sv(x));
+            }
+            (_, _, Operand::Many(_)) => conds.push("0".into()),
+        }
+    }
+    (conds.join(" AND "), args)
+}
+
+/// Writes (or rewrites) the search index rows of one item: its `search_items` row and one
+/// R*Tree row per side of the antimeridian.
+fn index_item(
+    conn: &Connection,
+    id: &str,
+    collection: &str,
+    bbox: Option<[f64; 4]>,
+    item: &serde_json::Value,
+) -> Result<(), BackendError> {
+    use serde_json::Value;
+    let old: Option<i64> = conn
+        .prepare_cached("SELECT key FROM search_items WHERE id = ?1")?
+        .query_row(params![id], |r| r.get(0))
+        .optional()?;
+    if let Some(key) = old {
+        conn.prepare_cached("DELETE FROM search_bbox WHERE id BETWEEN ?1 AND ?2")?
+            .execute(params![key * 2, key * 2 + 1])?;
+        conn.prepare_cached("DELETE FROM search_items WHERE key = ?1")?
+            .execute(params![key])?;
+        conn.prepare_cached("DELETE FROM search_geometry WHERE key = ?1")?
+            .execute(params![key])?;
+    }
+    let empty = serde_json::Map::new();
+    let props = item
+        .get("properties")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let instant = |k: &str| props.get(k).and_then(Value::as_str).and_then(parse_instant);
+    let dt = instant("datetime").or_else(|| instant("start_datetime"));
+    let (dt_start, dt_end) = match (instant("start_datetime"), instant("end_datetime")) {
+        (Some(a), Some(b)) => (Some(a), Some(b)),
+        _ => (dt, dt),
+    };
+    let geometry = item.get("geometry").filter(|g| !g.is_null());
+    let bbox = bbox.or_else(|| {
+        geometry
+            .and_then(|g| Geometry::from_geojson(g, "geometry").ok())
+            .map(|g| g.bounds())
+    });
+    let text = |k: &str| props.get(k).and_then(Value::as_str);
+    let num = |k: &str| props.get(k).and_then(Value::as_f64);
+    let polarizations = props
+        .get("sar:polarizations")
+        .and_then(Value::as_array)
+        .map(|a| {
+            let v: Vec<&str> = a.iter().filter_map(Value::as_str).collect();
+            encode_text_array(&v)
+        });
+    conn.prepare_cached(
+        "INSERT INTO search_items (id, collection, dt, dt_start, dt_end, west, south, east,
+            north, cloud_cover, orbit_state, relative_orbit, platform, mgrs_tile,
+            instrument_mode, polarizations)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    )?
+    .execute(params![
+        id,
+        collection,
+        dt,
+        dt_start,
+        dt_end,
+        bbox.map(|b| b[0]),
+        bbox.map(|b| b[1]),
+        bbox.map(|b| b[2]),
+        bbox.map(|b| b[3]),
+        num("eo:cloud_cover"),
+        text("sat:orbit_state"),
+        num("sat:relative_orbit"),
+        text("platform"),
+        text("s2:mgrs_tile"),
+        text("sar:instrument_mode"),
+        polarizations,
+    ])?;
+    let key = conn.last_insert_rowid();
+    if let Some(g) = geometry {
+        conn.prepare_cached("INSERT INTO search_geometry (key, geometry) VALUES (?1, ?2)")?
+            .execute(params![key, g.to_string()])?;
+    }
+    if let (Some(a), Some(b)) = (dt_start, dt_end) {
+        conn.prepare_cached(
+            "INSERT INTO search_meta (key, value) VALUES ('max_span', ?1)
+             ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)",
+        )?
+        .execute(params![b.saturating_sub(a).max(0)])?;
+    }
+    if let Some([w, s, e, n]) = bbox {
+        let parts = Bbox {
+            west: w,
+            south: s,
+            east: e,
+            north: n,
+        }
+        .parts();
+        let mut stmt = conn.prepare_cached(
+            "INSERT INTO search_bbox (id, west, east, south, north) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for (i, [w, s, e, n]) in parts.into_iter().enumerate() {
+            stmt.execute(params![key * 2 + i as i64, w, e, s.min(n), n.max(s)])?;
+        }
+    }
+    Ok(())
+}
+
+/// Indexes the products that have no search rows yet (stores made before search existed).
+fn backfill_search_index(conn: &mut Connection) -> Result<(), BackendError> {
+    conn.execute(
+        "INSERT OR IGNORE INTO search_meta (key, value)
+         SELECT 'max_span', COALESCE(MAX(dt_end - dt_start), 0) FROM search_items",
+        [],
+    )?;
+    let missing: i64 = conn.query_row(
+        "SELECT (SELECT COUNT(*) FROM products) - (SELECT COUNT(*) FROM search_items)",
+        [],
+        |r| r.get(0),
+    )?;
+    if missing == 0 {
+        return Ok(());
+    }
+    let tx = conn.transaction()?;
+    {
+        let mut stmt = tx.prepare(
+            "SELECT id, collection, west, south, east, north, stac_json FROM products
+             WHERE id NOT IN (SELECT id FROM search_items)",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let id: String = r.get(0)?;
+            let collection: String = r.get(1)?;
+            let bbox = match (r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?) {
+                (Some(w), Some(s), Some(e), Some(n)) => Some([w, s, e, n]),
+                _ => None,
+            };
+            let item: serde_json::Value = serde_json::from_str(&r.get::<_, String>(6)?)?;
+            index_item(&tx, &id, &collection, bbox, &item)?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
 }
 
 /// Summary of one collection, derived from its items.
