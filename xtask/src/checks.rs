@@ -1,7 +1,7 @@
 //! `cargo xtask test`: every check CI runs, in the order that fails fastest, with a summary.
 
 use std::io::{BufRead, BufReader};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -104,8 +104,10 @@ pub fn run_all(browser: bool) -> Result<()> {
     summary.push(format!("{rust_tests} rust tests passed"));
 
     if browser {
-        let (passed, secs) = browser_tests()?;
-        summary.push(format!("{passed} browser tests passed ({secs:.0} s)"));
+        let (passed, stac, secs) = browser_tests()?;
+        summary.push(format!(
+            "{passed} browser tests and {stac} STAC client checks passed ({secs:.0} s)"
+        ));
     } else {
         summary.push("browser tests SKIPPED (--no-browser)".into());
     }
@@ -118,8 +120,8 @@ pub fn run_all(browser: bool) -> Result<()> {
 }
 
 /// Builds the app, starts the stack as the demo does (debug binaries, a fresh data folder,
-/// any free port) and runs the Playwright tests against it.
-fn browser_tests() -> Result<(u64, f64)> {
+/// any free port) and runs the Playwright tests and the pystac-client checks against it.
+fn browser_tests() -> Result<(u64, u64, f64)> {
     let started = Instant::now();
     tools::ensure_chromium()?;
     tools::ensure_npm_packages()?;
@@ -155,6 +157,19 @@ fn browser_tests() -> Result<(u64, f64)> {
     if passed == 0 {
         bail!("the browser test runner reported no passing test");
     }
+    let python = tools::ensure_stac_venv()?;
+    let stac_checks = run_counting(
+        Command::new(python)
+            .env("PYTHONWARNINGS", "ignore::UserWarning")
+            .arg(repo_root().join("tests/stac/pystac_client_check.py"))
+            .arg(format!("{}stac", stack.url()))
+            .arg(repo_root().join("assets")),
+        "STAC client tests (pystac-client from PyPI against /stac)",
+        |line| number_after(line, "stac client checks: "),
+    )?;
+    if stac_checks == 0 {
+        bail!("the STAC client checks reported no passing check");
+    }
     drop(stack);
-    Ok((passed, started.elapsed().as_secs_f64()))
+    Ok((passed, stac_checks, started.elapsed().as_secs_f64()))
 }

@@ -124,3 +124,30 @@ pub fn ensure_chromium() -> Result<()> {
     }
     Ok(())
 }
+
+/// pystac-client, the STAC client the catalog is tested with.
+pub const PYSTAC_CLIENT: &str = "pystac-client==0.9.1";
+
+/// A Python venv under the target folder with pystac-client; returns its `python`.
+pub fn ensure_stac_venv() -> Result<PathBuf> {
+    let venv = crate::util::target_dir().join("venv-stac");
+    let python = venv.join("bin/python");
+    let ready = output(std::process::Command::new(&python).args(["-c", "import pystac_client"]));
+    if ready.is_some() {
+        return Ok(python);
+    }
+    run(
+        cmd("python3").args(["-m", "venv"]).arg(&venv),
+        "creating a Python venv for the STAC client tests",
+    )?;
+    run(
+        std::process::Command::new(venv.join("bin/pip")).args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            PYSTAC_CLIENT,
+        ]),
+        &format!("installing {PYSTAC_CLIENT} from PyPI"),
+    )?;
+    Ok(python)
+}
