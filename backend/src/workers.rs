@@ -6,7 +6,8 @@
 //!   closes or it stays silent for three heartbeat intervals.
 //! - `GET /api/workers`: the connected workers ([`WorkerInfo`]).
 //!
-//! What it is not (yet): trial leases and assignment come with the experiment engine.
+//! What it is not (yet): trial leases and assignment come with the experiment engine; until
+//! then trial reports from a worker are unexpected, logged as warnings and ignored.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -192,6 +193,24 @@ async fn session(state: AppState, identity: WorkerIdentity, mut socket: WebSocke
                         let reason = "hello sent twice".to_string();
                         send(&mut socket, &ServerMsg::Shutdown { reason }).await;
                         break;
+                    }
+                    // Trial reports (metric, paused, finished, failed, stopped). No trial is
+                    // ever assigned yet: the driver that leases trials and consumes these
+                    // reports comes with the experiment engine's server side. Until then a
+                    // report is unexpected: log it and ignore it (the worker stays connected).
+                    Some(Ok(
+                        report @ (WorkerMsg::Metric { .. }
+                        | WorkerMsg::Paused { .. }
+                        | WorkerMsg::Finished { .. }
+                        | WorkerMsg::Failed { .. }
+                        | WorkerMsg::Stopped { .. }),
+                    )) => {
+                        state.workers.touch(&worker_id);
+                        tracing::warn!(
+                            %worker_id,
+                            lease = ?report.lease(),
+                            "ignoring a trial report: this server assigns no trials yet"
+                        );
                     }
                     Some(Err(e)) => {
                         let reason = format!("bad frame: {e}");

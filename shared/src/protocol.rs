@@ -3,12 +3,79 @@
 //!
 //! Both enums are tagged (`{"type": "hello", ...}`) and versioned by [`PROTOCOL_VERSION`]:
 //! a server answers a hello of another version with [`ServerMsg::Shutdown`] and closes.
-//! Trial assignment messages arrive with the experiment engine.
+//!
+//! Trials (version 2): the server leases a trial to a worker with [`ServerMsg::Assign`]
+//! (a fresh [`LeaseId`] per attempt). The worker reports [`WorkerMsg::Metric`] for each step,
+//! and ends the lease with exactly one of [`WorkerMsg::Finished`], [`WorkerMsg::Failed`] or
+//! [`WorkerMsg::Stopped`]. With a `resource` (ASHA), the trial reports [`WorkerMsg::Paused`]
+//! once it has reached that step and waits for [`ServerMsg::Continue`] (a promotion, with a
+//! higher resource) or [`ServerMsg::Stop`]. A stop may arrive at any time; the answer is
+//! `stopped` (or `finished`/`failed` if the trial ended first).
+//!
+//! Delivery of trial reports (metric, paused, finished, failed, stopped): at least once, in
+//! order. The server acknowledges them with [`ServerMsg::Ack`] `{count}`: it has durably
+//! handled the first `count` trial reports received on this connection (hello and heartbeats
+//! are not counted). A worker keeps every report until it is acknowledged and, after a
+//! reconnect, resends the unacknowledged ones first, in order, counted afresh on the new
+//! connection. So the server must ignore a metric of a step it already has and any report of a
+//! lease that has already ended.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::experiment::{Params, TrialId};
+
 /// Version of this protocol; bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// 1: hello/heartbeat/welcome/shutdown. 2: trial leases (assign, continue, stop and reports).
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// Identifier of one lease: one attempt of one trial on one worker, chosen by the server and
+/// unique across the server's lifetime (a re-run of a trial gets a new lease).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LeaseId(pub u64);
+
+impl std::fmt::Display for LeaseId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+fn default_grace_ms() -> u64 {
+    10_000
+}
+
+/// What a trial runs, tagged by `kind`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TrialSpec {
+    /// The synthetic workload of the scheduler benchmark: a deterministic learning curve and
+    /// step time from the parameters `lr`, `width` and `dropout`; reports `accuracy`.
+    Synthetic {
+        /// Steps of a full run.
+        steps: u32,
+    },
+    /// Any program. It gets the parameters as JSON in `ALBEDO_PARAMS`, the trial id in
+    /// `ALBEDO_TRIAL_ID`, and `{name}` in an argument replaced by parameter `name`; it
+    /// reports metrics as JSON lines on stdout (`{"step": 3, "val_accuracy": 0.81}`).
+    Command {
+        /// Program to run (looked up in `PATH` when it has no slash).
+        program: String,
+        /// Its arguments, before `{name}` substitution.
+        #[serde(default)]
+        args: Vec<String>,
+        /// Extra environment variables.
+        #[serde(default)]
+        env: BTreeMap<String, String>,
+        /// Working directory; the worker's own when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        working_dir: Option<String>,
+        /// Milliseconds between SIGTERM and SIGKILL on a stop.
+        #[serde(default = "default_grace_ms")]
+        grace_ms: u64,
+    },
+}
 
 /// A compute device a worker offers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,6 +103,67 @@ pub enum WorkerMsg {
     },
     /// Sent every `heartbeat_interval_secs` of the welcome.
     Heartbeat,
+    /// Values a trial reported at one step (steps count from 1).
+    Metric {
+        /// The lease.
+        lease: LeaseId,
+        /// Step the values belong to.
+        step: u32,
+        /// Metric name to value.
+        values: BTreeMap<String, f64>,
+    },
+    /// The trial reached the resource of its lease and waits for a continue or a stop.
+    Paused {
+        /// The lease.
+        lease: LeaseId,
+        /// Last step done.
+        step: u32,
+    },
+    /// The trial ran to its end; ends the lease.
+    Finished {
+        /// The lease.
+        lease: LeaseId,
+        /// Final metric values (the last value of each metric reported).
+        final_values: BTreeMap<String, f64>,
+        /// Milliseconds the trial ran (time paused excluded).
+        duration_ms: u64,
+    },
+    /// The trial failed (bad parameters, program not found, non-zero exit); ends the lease.
+    Failed {
+        /// The lease.
+        lease: LeaseId,
+        /// Why, for people (exit code and stderr tail for a command).
+        reason: String,
+    },
+    /// The trial ended on a stop order; ends the lease.
+    Stopped {
+        /// The lease.
+        lease: LeaseId,
+        /// Last step reported (0 if none).
+        step: u32,
+    },
+}
+
+impl WorkerMsg {
+    /// The lease a trial report is about (`None` for hello and heartbeat).
+    pub fn lease(&self) -> Option<LeaseId> {
+        match self {
+            Self::Hello { .. } | Self::Heartbeat => None,
+            Self::Metric { lease, .. }
+            | Self::Paused { lease, .. }
+            | Self::Finished { lease, .. }
+            | Self::Failed { lease, .. }
+            | Self::Stopped { lease, .. } => Some(*lease),
+        }
+    }
+
+    /// Whether this report ends its lease (finished, failed, stopped).
+    pub fn ends_lease(&self) -> bool {
+        matches!(
+            self,
+            Self::Finished { .. } | Self::Failed { .. } | Self::Stopped { .. }
+        )
+    }
 }
 
 /// Messages the server sends.
@@ -53,6 +181,43 @@ pub enum ServerMsg {
     /// `reason` says (or, on a server shutdown, reconnect with backoff).
     Shutdown {
         /// Why.
+        reason: String,
+    },
+    /// Run a trial under a new lease.
+    Assign {
+        /// The lease; every report about this run names it.
+        lease: LeaseId,
+        /// The trial.
+        trial: TrialId,
+        /// Id of the experiment the trial belongs to.
+        experiment: String,
+        /// Attempt number, from 1 (a trial re-leased after a lost worker gets the next).
+        attempt: u32,
+        /// What to run.
+        spec: TrialSpec,
+        /// The configuration.
+        params: Params,
+        /// Step to run to, then pause (ASHA's rung); `None` runs to the end.
+        resource: Option<u32>,
+    },
+    /// A paused trial is promoted: keep running to the new resource (`None`: to the end).
+    Continue {
+        /// The lease.
+        lease: LeaseId,
+        /// New step to run to.
+        resource: Option<u32>,
+    },
+    /// The server has durably handled the first `count` trial reports this worker sent on this
+    /// connection; the worker may forget them. Counts only grow within a connection.
+    Ack {
+        /// Trial reports handled, from the start of this connection.
+        count: u64,
+    },
+    /// Stop a trial (early stopping, cancel); the worker answers `stopped`.
+    Stop {
+        /// The lease.
+        lease: LeaseId,
+        /// Why, for the logs.
         reason: String,
     },
 }
@@ -78,5 +243,163 @@ mod tests {
         let hb: WorkerMsg = serde_json::from_str(r#"{"type":"heartbeat"}"#).unwrap();
         assert_eq!(hb, WorkerMsg::Heartbeat);
         assert!(serde_json::from_str::<WorkerMsg>(r#"{"type":"launch_missiles"}"#).is_err());
+    }
+
+    fn round_trip_worker(msg: WorkerMsg, tag: &str) {
+        let text = serde_json::to_string(&msg).unwrap();
+        assert!(text.starts_with(&format!(r#"{{"type":"{tag}""#)), "{text}");
+        assert_eq!(serde_json::from_str::<WorkerMsg>(&text).unwrap(), msg);
+    }
+
+    fn round_trip_server(msg: ServerMsg, tag: &str) {
+        let text = serde_json::to_string(&msg).unwrap();
+        assert!(text.starts_with(&format!(r#"{{"type":"{tag}""#)), "{text}");
+        assert_eq!(serde_json::from_str::<ServerMsg>(&text).unwrap(), msg);
+    }
+
+    #[test]
+    fn trial_messages_round_trip() {
+        let values: BTreeMap<String, f64> = [("accuracy".to_string(), 0.75)].into();
+        round_trip_worker(
+            WorkerMsg::Metric {
+                lease: LeaseId(7),
+                step: 3,
+                values: values.clone(),
+            },
+            "metric",
+        );
+        round_trip_worker(
+            WorkerMsg::Paused {
+                lease: LeaseId(7),
+                step: 5,
+            },
+            "paused",
+        );
+        round_trip_worker(
+            WorkerMsg::Finished {
+                lease: LeaseId(7),
+                final_values: values,
+                duration_ms: 1234,
+            },
+            "finished",
+        );
+        round_trip_worker(
+            WorkerMsg::Failed {
+                lease: LeaseId(8),
+                reason: "exit code 3".into(),
+            },
+            "failed",
+        );
+        round_trip_worker(
+            WorkerMsg::Stopped {
+                lease: LeaseId(9),
+                step: 0,
+            },
+            "stopped",
+        );
+        let params: Params = [
+            ("lr".to_string(), serde_json::json!(0.01)),
+            ("width".to_string(), serde_json::json!(64)),
+        ]
+        .into();
+        round_trip_server(
+            ServerMsg::Assign {
+                lease: LeaseId(1),
+                trial: TrialId(4),
+                experiment: "e1".into(),
+                attempt: 2,
+                spec: TrialSpec::Synthetic { steps: 20 },
+                params: params.clone(),
+                resource: Some(5),
+            },
+            "assign",
+        );
+        round_trip_server(
+            ServerMsg::Assign {
+                lease: LeaseId(2),
+                trial: TrialId(5),
+                experiment: "e1".into(),
+                attempt: 1,
+                spec: TrialSpec::Command {
+                    program: "python3".into(),
+                    args: vec!["train.py".into(), "--lr={lr}".into()],
+                    env: [("CUDA_VISIBLE_DEVICES".to_string(), "0".to_string())].into(),
+                    working_dir: Some("/tmp".into()),
+                    grace_ms: 500,
+                },
+                params,
+                resource: None,
+            },
+            "assign",
+        );
+        round_trip_server(
+            ServerMsg::Continue {
+                lease: LeaseId(1),
+                resource: Some(15),
+            },
+            "continue",
+        );
+        round_trip_server(ServerMsg::Ack { count: 12 }, "ack");
+        round_trip_server(
+            ServerMsg::Stop {
+                lease: LeaseId(1),
+                reason: "median rule".into(),
+            },
+            "stop",
+        );
+    }
+
+    #[test]
+    fn trial_spec_is_tagged_with_defaults_and_strict() {
+        let spec: TrialSpec =
+            serde_json::from_str(r#"{"kind": "command", "program": "./train"}"#).unwrap();
+        assert_eq!(
+            spec,
+            TrialSpec::Command {
+                program: "./train".into(),
+                args: vec![],
+                env: BTreeMap::new(),
+                working_dir: None,
+                grace_ms: 10_000,
+            }
+        );
+        let spec: TrialSpec =
+            serde_json::from_str(r#"{"kind": "synthetic", "steps": 20}"#).unwrap();
+        assert_eq!(spec, TrialSpec::Synthetic { steps: 20 });
+        assert!(
+            serde_json::from_str::<TrialSpec>(r#"{"kind": "synthetic", "steps": 20, "x": 1}"#)
+                .is_err()
+        );
+        assert!(serde_json::from_str::<TrialSpec>(r#"{"kind": "eo-cnn"}"#).is_err());
+        // A lease id and a trial id are plain numbers on the wire.
+        let text = serde_json::to_string(&WorkerMsg::Stopped {
+            lease: LeaseId(3),
+            step: 2,
+        })
+        .unwrap();
+        assert_eq!(text, r#"{"type":"stopped","lease":3,"step":2}"#);
+        assert_eq!(
+            WorkerMsg::Stopped {
+                lease: LeaseId(3),
+                step: 2
+            }
+            .lease(),
+            Some(LeaseId(3))
+        );
+        assert!(
+            WorkerMsg::Stopped {
+                lease: LeaseId(3),
+                step: 2
+            }
+            .ends_lease()
+        );
+        assert!(
+            !WorkerMsg::Paused {
+                lease: LeaseId(3),
+                step: 2
+            }
+            .ends_lease()
+        );
+        assert_eq!(WorkerMsg::Heartbeat.lease(), None);
     }
 }

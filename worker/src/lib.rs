@@ -5,15 +5,17 @@
 //! exponential backoff when the server goes away. A bad token or an incompatible protocol
 //! version ends it with an error instead, since retrying cannot fix those.
 //!
-//! What it is not (yet): trial runners. The synthetic and command trials arrive with the
-//! experiment engine, the burn EO trainer with its own issue; until then a worker is
-//! connected and idle, and the server's worker list shows it.
+//! It runs the trials the server leases to it, up to `--slots` at once: `synthetic` (the
+//! scheduler benchmark's deterministic workload) and `command` (any program); see [`trials`].
+//!
+//! What it is not (yet): the burn EO trainer (`eo-cnn`), which comes with its own issue.
 //!
 //! Layout: [`devices`] (what this host offers), [`client`] (connection, heartbeats,
-//! reconnects), [`WorkerError`].
+//! reconnects, the queue of trial reports), [`trials`] (runners), [`WorkerError`].
 
 pub mod client;
 pub mod devices;
+pub mod trials;
 
 /// Errors that end a worker (as opposed to those it retries).
 #[derive(Debug, thiserror::Error)]
