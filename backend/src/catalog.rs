@@ -6,6 +6,10 @@
 //!   over a window of the product grid (default: the whole grid), every `step`-th pixel, as
 //!   `application/x-albedo-raster` (see `albedo_shared::rasterwire`). Remote-only products
 //!   answer 409 with "pixels not available here".
+//! - `GET /api/products/{id}/quicklook.png?size=`: a PNG quick-look, longest side `size`
+//!   pixels (default 256, at most 1024), rendered by `albedo_raster::quicklook` (true colour
+//!   for Sentinel-2, VV in dB for Sentinel-1, else the first band; 2-98 % stretch; nodata
+//!   transparent). Remote-only products answer 409 like the raster route.
 //!
 //! Nothing in a request is trusted: band names must be the product's, windows must lie in
 //! its grid, and outputs are capped at [`MAX_OUTPUT_SAMPLES`]. File paths come only from the
@@ -36,6 +40,7 @@ pub fn routes() -> Router<AppState> {
         .route("/products", get(list))
         .route("/products/{id}", get(get_one))
         .route("/products/{id}/raster", get(raster))
+        .route("/products/{id}/quicklook.png", get(quicklook))
 }
 
 /// `limit` and `offset` of a paged listing.
@@ -209,4 +214,44 @@ async fn raster(
         })
         .await?;
     Ok(([(CONTENT_TYPE, MEDIA_TYPE)], bytes).into_response())
+}
+
+/// Query of the quick-look route.
+#[derive(Debug, Deserialize)]
+pub struct QuicklookQuery {
+    /// Longest side in pixels.
+    pub size: Option<u32>,
+}
+
+async fn quicklook(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<QuicklookQuery>,
+) -> Result<Response, BackendError> {
+    use albedo_raster::quicklook::{DEFAULT_SIZE, MAX_SIZE, render_png};
+    let size = q.size.unwrap_or(DEFAULT_SIZE);
+    if size == 0 || size > MAX_SIZE {
+        return Err(BackendError::bad_request(
+            "size",
+            format!("must be between 1 and {MAX_SIZE}"),
+        ));
+    }
+    let id = ProductId(id);
+    let bytes = state
+        .store
+        .call(move |s| {
+            let stored = s.get_product(&id)?;
+            let local = match (&stored.product.pixels, stored.local) {
+                (PixelAccess::Local { .. }, Some(local)) => local,
+                _ => {
+                    return Err(BackendError::Unavailable(format!(
+                        "pixels not available here: product '{id}' has only remote assets; \
+                         its metadata is in the catalog"
+                    )));
+                }
+            };
+            Ok(render_png(&local, size)?)
+        })
+        .await?;
+    Ok(([(CONTENT_TYPE, "image/png")], bytes).into_response())
 }

@@ -150,6 +150,17 @@ pub enum RasterError {
         /// The product id.
         product: String,
     },
+    /// A quick-look size outside `1..=MAX_SIZE`.
+    #[error("quick-look size {size} must be between 1 and {max}")]
+    QuicklookSize {
+        /// The requested size.
+        size: u32,
+        /// The largest allowed size.
+        max: u32,
+    },
+    /// Encoding a PNG failed.
+    #[error("encoding the PNG failed: {0}")]
+    Png(String),
 }
 
 impl RasterError {
@@ -165,6 +176,7 @@ impl RasterError {
                 | RasterError::TooLarge { .. }
                 | RasterError::NoBands
                 | RasterError::UnknownBand { .. }
+                | RasterError::QuicklookSize { .. }
         )
     }
 }

@@ -26,6 +26,8 @@
 //! - [`footprint`]: WGS84 footprints (densified edges of a grid, or the hull of GCPs) and bboxes.
 //! - [`product`]: scanning product folders into [`product::LocalProduct`]s, and
 //!   [`product::read_bands`] for the wire format.
+//! - [`quicklook`]: a product's PNG quick-look (true colour, VV in dB, or its first band),
+//!   percentile-stretched, decimated by reading only the sampled pixels' tiles.
 //! - [`error`]: [`RasterError`], the one error type of this crate.
 
 pub mod error;
@@ -34,6 +36,7 @@ pub mod georef;
 pub mod geotiff;
 pub mod product;
 pub mod proj;
+pub mod quicklook;
 
 pub use error::RasterError;
 pub use geotiff::GeoTiff;
@@ -87,3 +90,6 @@ impl std::fmt::Display for Window {
         )
     }
 }
+
+/// The `png` crate this crate encodes quick-looks with, for callers that decode them.
+pub use png;

@@ -7,6 +7,7 @@
 //!
 //! What it is not: a build system. Cargo, Trunk, wasm-bindgen, wasm-opt and npm do the work.
 
+mod bench;
 mod checks;
 mod frontend;
 mod stack;
@@ -54,11 +55,44 @@ enum Cmd {
         #[arg(long)]
         no_browser: bool,
     },
+    /// Benchmarks: `bench tiles` (raster tiles per second over HTTP, against titiler where
+    /// it installs), `bench catalog` (STAC search latency).
+    Bench {
+        #[command(subcommand)]
+        what: BenchCmd,
+    },
     /// Build the browser app into <target>/dist.
     BuildFrontend {
         /// Build without Trunk even when it is installed.
         #[arg(long)]
         no_trunk: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCmd {
+    /// 256x256 three-band tiles per second from the T33UUU COG product through
+    /// `/api/products/{id}/raster` of a release `albedo serve`.
+    Tiles {
+        /// Timed requests.
+        #[arg(long, default_value_t = 400)]
+        n: usize,
+        /// Concurrent keep-alive connections.
+        #[arg(long, default_value_t = 2)]
+        concurrency: usize,
+        /// Skip the titiler comparison.
+        #[arg(long)]
+        no_titiler: bool,
+    },
+    /// Generates N items by jittering the 1000 real Planetary Computer items, ingests them
+    /// into a fresh store and times a fixed mix of `/stac/search` queries.
+    Catalog {
+        /// Items to generate (10000, 100000, 1000000, ...).
+        #[arg(long, default_value_t = 10_000)]
+        n: usize,
+        /// Times the whole query mix runs.
+        #[arg(long, default_value_t = 30)]
+        rounds: usize,
     },
 }
 
@@ -71,6 +105,17 @@ fn main() -> Result<()> {
             slots,
             no_trunk,
         } => demo(listen, data, workers, slots, no_trunk),
+        Cmd::Bench {
+            what:
+                BenchCmd::Tiles {
+                    n,
+                    concurrency,
+                    no_titiler,
+                },
+        } => bench::tiles(n, concurrency, !no_titiler),
+        Cmd::Bench {
+            what: BenchCmd::Catalog { n, rounds },
+        } => bench::catalog(n, rounds),
         Cmd::Test { no_browser } => checks::run_all(!no_browser),
         Cmd::BuildFrontend { no_trunk } => {
             let builder = if no_trunk || tools::trunk().is_none() {

