@@ -23,11 +23,13 @@ use axum::routing::get;
 use serde::Deserialize;
 
 use albedo_raster::Window;
+use albedo_raster::product::LocalProduct;
 use albedo_shared::catalog::{PixelAccess, Product, ProductId, ProductList};
 use albedo_shared::rasterwire::MEDIA_TYPE;
 
 use crate::app::AppState;
 use crate::error::BackendError;
+use crate::store::StoredProduct;
 
 /// Largest number of samples (pixels x bands) one raster request may return.
 pub const MAX_OUTPUT_SAMPLES: u64 = 16 * 1024 * 1024;
@@ -104,17 +106,29 @@ pub struct RasterQuery {
     pub step: Option<u32>,
 }
 
+/// The answer of every pixel route for a product whose pixels are not on this host.
+fn pixels_unavailable(id: &ProductId) -> BackendError {
+    BackendError::Unavailable(format!(
+        "pixels not available here: product '{id}' has only remote assets; its metadata is in \
+         the catalog"
+    ))
+}
+
+/// The local band files of a stored product, or [`pixels_unavailable`].
+fn local_pixels(stored: StoredProduct) -> Result<LocalProduct, BackendError> {
+    match (&stored.product.pixels, stored.local) {
+        (PixelAccess::Local { .. }, Some(local)) => Ok(local),
+        _ => Err(pixels_unavailable(&stored.product.id)),
+    }
+}
+
 /// Checks a raster query against a product and returns the band names, window and step.
 pub fn validate_raster_query(
     product: &Product,
     q: &RasterQuery,
 ) -> Result<(Vec<String>, Window, u32), BackendError> {
     let PixelAccess::Local { width, height } = product.pixels else {
-        return Err(BackendError::Unavailable(format!(
-            "pixels not available here: product '{}' has only remote assets; its metadata is \
-             in the catalog",
-            product.id
-        )));
+        return Err(pixels_unavailable(&product.id));
     };
     let bands: Vec<String> = match &q.bands {
         Some(list) => list.split(',').map(|b| b.trim().to_string()).collect(),
@@ -201,9 +215,7 @@ async fn raster(
         .call(move |s| {
             let stored = s.get_product(&id)?;
             let (bands, window, step) = validate_raster_query(&stored.product, &q)?;
-            let local = stored.local.ok_or_else(|| {
-                BackendError::Unavailable(format!("pixels not available here for '{id}'"))
-            })?;
+            let local = local_pixels(stored)?;
             let names: Vec<&str> = bands.iter().map(String::as_str).collect();
             let (header, payload) =
                 albedo_raster::product::read_bands(&local, &names, window, step)?;
@@ -239,19 +251,7 @@ async fn quicklook(
     let id = ProductId(id);
     let bytes = state
         .store
-        .call(move |s| {
-            let stored = s.get_product(&id)?;
-            let local = match (&stored.product.pixels, stored.local) {
-                (PixelAccess::Local { .. }, Some(local)) => local,
-                _ => {
-                    return Err(BackendError::Unavailable(format!(
-                        "pixels not available here: product '{id}' has only remote assets; \
-                         its metadata is in the catalog"
-                    )));
-                }
-            };
-            Ok(render_png(&local, size)?)
-        })
+        .call(move |s| Ok(render_png(&local_pixels(s.get_product(&id)?)?, size)?))
         .await?;
     Ok(([(CONTENT_TYPE, "image/png")], bytes).into_response())
 }
