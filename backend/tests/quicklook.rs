@@ -1,46 +1,14 @@
 //! `GET /api/products/{id}/quicklook.png`: decoded with the `png` crate and compared with an
 //! independent computation from `GeoTiff::read_window_f64`.
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use tower::ServiceExt;
+mod common;
+use common::{call, data_root, state_with};
 
-use albedo_backend::ingest::{IngestOptions, ingest_paths};
-use albedo_backend::store::Store;
-use albedo_backend::{AppState, Config, router};
+use axum::http::StatusCode;
+
+use albedo_backend::AppState;
 use albedo_raster::{GeoTiff, Window};
 use albedo_shared::catalog::{PixelAccess, ProductList};
-
-fn data_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data")
-}
-
-fn state_with(paths: &[std::path::PathBuf]) -> (tempfile::TempDir, AppState) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path()).expect("store");
-    let options = IngestOptions {
-        default_collection: Some("sentinel-2-l2a".into()),
-    };
-    ingest_paths(&store, paths, &options).expect("ingest");
-    (dir, AppState::new(store, Config::default()))
-}
-
-async fn call(state: &AppState, uri: &str) -> (StatusCode, String, Vec<u8>) {
-    let resp = router(state.clone())
-        .oneshot(Request::get(uri).body(Body::empty()).expect("request"))
-        .await
-        .expect("response");
-    let status = resp.status();
-    let ctype = resp
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap_or("").to_string())
-        .unwrap_or_default();
-    let body = axum::body::to_bytes(resp.into_body(), 64 << 20)
-        .await
-        .expect("body");
-    (status, ctype, body.to_vec())
-}
 
 /// Decodes an 8-bit RGBA PNG: (width, height, rgba).
 fn decode(bytes: &[u8]) -> (u32, u32, Vec<u8>) {

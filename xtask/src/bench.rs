@@ -214,6 +214,25 @@ fn string_value(json: &str, key: &str) -> Option<String> {
     Some(rest[..rest.find('"')?].to_string())
 }
 
+/// `albedo ingest --data data path`, failing with its stderr.
+fn ingest(bin: &Path, data: &Path, path: &Path) -> Result<()> {
+    let out = Command::new(bin)
+        .arg("ingest")
+        .arg("--data")
+        .arg(data)
+        .arg(path)
+        .env("RUST_LOG", "warn")
+        .output()
+        .context("albedo ingest")?;
+    if !out.status.success() {
+        bail!(
+            "albedo ingest failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
 fn start_albedo(bin: &Path, data: &Path) -> Result<(Guard, String)> {
     let mut child = Command::new(bin)
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
@@ -323,19 +342,7 @@ pub fn tiles(n: usize, concurrency: usize, titiler: bool) -> Result<()> {
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
     let data = work.join("data");
-    let out = Command::new(&bin)
-        .arg("ingest")
-        .arg("--data")
-        .arg(&data)
-        .arg(&product)
-        .output()
-        .context("albedo ingest")?;
-    if !out.status.success() {
-        bail!(
-            "albedo ingest failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    ingest(&bin, &data, &product)?;
 
     let (server, addr) = start_albedo(&bin, &data)?;
     let list = wait_for(Duration::from_secs(30), "albedo /api/products", || {
@@ -523,20 +530,7 @@ pub fn catalog(n: usize, rounds: usize) -> Result<()> {
     std::fs::create_dir_all(&work)?;
     let data = work.join("data");
     let t = Instant::now();
-    let out = Command::new(&bin)
-        .arg("ingest")
-        .arg("--data")
-        .arg(&data)
-        .arg(&items)
-        .env("RUST_LOG", "warn")
-        .output()
-        .context("albedo ingest")?;
-    if !out.status.success() {
-        bail!(
-            "albedo ingest failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    ingest(&bin, &data, &items)?;
     let ingest_s = t.elapsed().as_secs_f64();
     println!(
         "catalog_ingest_s={ingest_s:.1} items_per_sec={:.0} n={n}",
