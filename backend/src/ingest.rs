@@ -3,16 +3,17 @@
 //! What it is: the one path every product takes into the store, from the CLI
 //! (`albedo ingest`) and from the demo. A path is a STAC file (one Item, a
 //! FeatureCollection or newline-delimited Items; `.json`, `.geojson`, `.ndjson`), a GeoTIFF, a
-//! product folder (holding GeoTIFFs, read by `albedo_raster::product::scan`) or a folder of
-//! those (walked recursively). Every path is parsed before anything is written; then all
-//! products go to the store in one transaction, so a failure leaves nothing half-ingested.
+//! product folder (holding GeoTIFFs, or a KML overlay and its quick-look PNG; read by
+//! `albedo_raster::product::scan`) or a folder of those (walked recursively). Every path is
+//! parsed before anything is written; then all products go to the store in one transaction,
+//! so a failure leaves nothing half-ingested.
 //!
 //! What it is not: the full STAC validation and the HTTP ingest endpoint of the catalog
 //! issue; here an item needs `type: Feature`, a string `id` and a datetime.
 
 use std::path::{Path, PathBuf};
 
-use albedo_raster::product::is_tiff;
+use albedo_raster::product::{is_kml, is_tiff};
 use albedo_shared::catalog::{Georeferencing, PixelAccess, Product, ProductId};
 use serde_json::Value;
 
@@ -92,7 +93,11 @@ fn collect(
             .map(|e| e.map(|e| e.path()).map_err(|e| io_err(path, e)))
             .collect::<Result<_, _>>()?;
         entries.sort();
-        if entries.iter().any(|p| p.is_file() && is_tiff(p)) {
+        // GeoTIFFs, or a KML overlay placing a quick-look PNG (a quick-look-only product).
+        if entries
+            .iter()
+            .any(|p| p.is_file() && (is_tiff(p) || is_kml(p)))
+        {
             let scanned = albedo_raster::product::scan(path)?;
             if scanned.is_empty() {
                 report.skipped.push((
@@ -117,7 +122,7 @@ fn collect(
         {
             report.skipped.push((
                 path.to_path_buf(),
-                "product folder without GeoTIFFs (quick-look only): not ingested yet".into(),
+                "product folder without GeoTIFFs or a quick-look overlay: nothing to ingest".into(),
             ));
         }
         for entry in entries {

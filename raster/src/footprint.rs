@@ -2,7 +2,8 @@
 //!
 //! What it is: a map grid's outline, sampled densely along its four edges and reprojected with
 //! [`crate::proj::to_wgs84`] (a UTM grid's edges are curves in longitude / latitude, so four
-//! corners alone would miss part of the extent), or the convex hull of ground control points.
+//! corners alone would miss part of the extent), the convex hull of ground control points, or
+//! the four corners of a quick-look overlay.
 //! Rings are closed and counter-clockwise, as RFC 7946 asks of exterior rings.
 //!
 //! What it is not: no antimeridian splitting and no polar handling; the sample products are
@@ -66,6 +67,17 @@ impl Footprint {
         Some(Footprint::from_ring(
             hull.into_iter().map(|(x, y)| [x, y]).collect(),
         ))
+    }
+
+    /// Footprint of an image placed by its corners only (a KML `LatLonQuad`): the corners in
+    /// their order, as a ring (reversed only if they run clockwise). `None` for fewer than
+    /// three corners or corners enclosing no area.
+    pub fn from_corners(corners: &[(f64, f64)]) -> Option<Footprint> {
+        let ring: Vec<[f64; 2]> = corners.iter().map(|&(x, y)| [x, y]).collect();
+        if ring.len() < 3 || signed_area(&ring) == 0.0 {
+            return None;
+        }
+        Some(Footprint::from_ring(ring))
     }
 
     /// Orients, rounds and closes an open ring, and computes its bbox.

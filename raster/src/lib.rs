@@ -15,8 +15,9 @@
 //! What it is not: no HTTP, no async, no database, no caching across calls, no network reads
 //! (files are local paths); no GDAL, no general CRS engine (only WGS84 UTM zones and EPSG:4326);
 //! no band math, resampling other than nearest neighbour, or patch extraction yet.
-//! Quick-look-only products (a PNG with KML corners, such as the Kara Sea sample) are not
-//! scanned yet: [`product::scan`] returns no product for a folder without GeoTIFFs.
+//! Quick-look-only products (a PNG with KML corners, such as the Kara Sea sample) are scanned
+//! with [`Georeferencing::CornersOnly`](albedo_shared::catalog::Georeferencing) and their PNG
+//! channels as 8-bit bands; a read of a PNG band decodes the whole PNG once per call.
 //!
 //! Modules:
 //! - [`geotiff`]: [`GeoTiff`], an opened file: size, bands, sample type, nodata, tile layout,
@@ -26,6 +27,8 @@
 //! - [`footprint`]: WGS84 footprints (densified edges of a grid, or the hull of GCPs) and bboxes.
 //! - [`product`]: scanning product folders into [`product::LocalProduct`]s, and
 //!   [`product::read_bands`] for the wire format.
+//! - [`source`]: [`source::BandSource`], a band's file opened for reading (GeoTIFF or PNG),
+//!   the one path product reads and quick-looks share.
 //! - [`quicklook`]: a product's PNG quick-look (true colour, VV in dB, or its first band),
 //!   percentile-stretched, decimated by reading only the sampled pixels' tiles.
 //! - [`error`]: [`RasterError`], the one error type of this crate.
@@ -37,6 +40,7 @@ pub mod geotiff;
 pub mod product;
 pub mod proj;
 pub mod quicklook;
+pub mod source;
 
 pub use error::RasterError;
 pub use geotiff::GeoTiff;

@@ -6,6 +6,8 @@
 //! - Sentinel-1: the VV band (else the first band) in grey, in decibels: linear amplitude
 //!   (`sentinel-1-grd`, integer samples) becomes `10 * log10(v)`, products already in dB
 //!   (`sentinel-1-db`, float samples) are shown as they are;
+//! - a product with bands `R`, `G`, `B` (a quick-look product's PNG channels): those
+//!   channels as red, green, blue;
 //! - anything else: its first band in grey.
 //!
 //! Each channel is stretched linearly between its 2nd and 98th percentile of the valid
@@ -21,8 +23,9 @@
 
 use albedo_shared::catalog::{Dtype, PixelAccess};
 
+use crate::RasterError;
 use crate::product::{LocalBand, LocalProduct};
-use crate::{GeoTiff, RasterError};
+use crate::source::BandSource;
 
 /// Longest side of a quick-look when none is asked for.
 pub const DEFAULT_SIZE: u32 = 256;
@@ -58,6 +61,13 @@ pub fn recipe(product: &LocalProduct) -> Recipe {
     if has("B04") && has("B03") && has("B02") {
         return Recipe {
             bands: vec!["B04".into(), "B03".into(), "B02".into()],
+            scale: Scale::AsIs,
+        };
+    }
+    // An image's own colour channels (a quick-look product's PNG), in their own colours.
+    if has("R") && has("G") && has("B") {
+        return Recipe {
+            bands: vec!["R".into(), "G".into(), "B".into()],
             scale: Scale::AsIs,
         };
     }
@@ -159,12 +169,12 @@ fn read_channel(
     out: (u32, u32),
     scale: Scale,
 ) -> Result<Vec<Option<f64>>, RasterError> {
-    let tif = GeoTiff::open(&local.path)?;
+    let tif = BandSource::open(&local.path)?;
     let cols = sample_indices(out.0, grid.0, tif.width());
     let rows = sample_indices(out.1, grid.1, tif.height());
     let nodata = local.band.nodata.or(tif.nodata());
     let mut values = vec![None; out.0 as usize * out.1 as usize];
-    tif.read_indexed(0, local.index, &cols, &rows, |idx, v| {
+    tif.read_indexed(local.index, &cols, &rows, |idx, v| {
         let is_nodata = v.is_nan() || nodata.is_some_and(|nd| v == nd);
         values[idx] = if is_nodata {
             None
@@ -305,7 +315,7 @@ mod tests {
         assert!(before.rgba.chunks_exact(4).all(|px| px[3] == 255));
         // Declare the value of the first pixel as nodata: every pixel holding it turns
         // transparent, the others stay opaque.
-        let tif = GeoTiff::open(&p.bands[0].path).unwrap();
+        let tif = crate::GeoTiff::open(&p.bands[0].path).unwrap();
         let values = tif
             .read_window_f64(0, crate::Window::full(tif.width(), tif.height()), 1)
             .unwrap();

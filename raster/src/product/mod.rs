@@ -29,11 +29,15 @@
 //! The footprint of a map grid is its outline, sampled along every edge and reprojected; of a
 //! radar-geometry product (GCPs only), the convex hull of its GCPs.
 //!
-//! What it is not: no quick-look products (a PNG with KML corners, such as the Kara Sea
-//! sample: a folder without GeoTIFFs yields no product), no SAFE or JP2 reading, no cloud
-//! cover (not in the sample metadata), no remote assets.
+//! A folder without GeoTIFFs that holds a KML overlay with four corners and its PNG (the
+//! Kara Sea quick-look) becomes one quick-look product: [`Georeferencing::CornersOnly`], the
+//! footprint from the KML corners, the PNG's 8-bit channels as bands (see `overlay.rs`).
+//!
+//! What it is not: no SAFE measurement or JP2 reading, no cloud cover (not in the sample
+//! metadata), no remote assets.
 
 mod names;
+mod overlay;
 mod read;
 mod sidecar;
 mod stac;
@@ -44,6 +48,7 @@ use std::path::{Path, PathBuf};
 use albedo_shared::catalog::{Band, Dtype, Georeferencing, PixelAccess, Product, ProductId};
 use serde::{Deserialize, Serialize};
 
+pub use overlay::is_kml;
 pub use read::{MAX_OUTPUT_SAMPLES, read_bands};
 
 use self::names::{Mission, When};
@@ -56,9 +61,10 @@ use crate::{GeoTiff, RasterError, proj};
 pub struct LocalBand {
     /// The band as the catalog shows it.
     pub band: Band,
-    /// Absolute path of the GeoTIFF holding it.
+    /// Absolute path of the file holding it: a GeoTIFF, or a PNG (by its `.png` extension)
+    /// for a quick-look product.
     pub path: PathBuf,
-    /// 0-based band index inside that file.
+    /// 0-based band index inside that file (the channel, for a PNG).
     pub index: u16,
 }
 
@@ -76,7 +82,8 @@ pub struct LocalProduct {
 /// Scans a product folder (one COG per band, named like B04.tif or *_B04.tif, VV/VH files, or one or more multi-band stacks)
 /// or a single GeoTIFF file, reading `metadata.json` / `productInfo.json` beside it where present.
 ///
-/// A folder without GeoTIFFs (such as a quick-look-only product) gives an empty list.
+/// A folder without GeoTIFFs gives its quick-look product where it holds a KML overlay and
+/// its PNG (such as the Kara Sea sample), else an empty list.
 pub fn scan(path: &Path) -> Result<Vec<LocalProduct>, RasterError> {
     let io = |source| RasterError::Io {
         path: path.to_path_buf(),
@@ -142,6 +149,14 @@ struct BandDraft {
     epsg: Option<u32>,
     geotransform: Option<[f64; 6]>,
     tiled: bool,
+    format: FileFormat,
+}
+
+/// The kind of file a band is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileFormat {
+    GeoTiff,
+    Png,
 }
 
 impl BandDraft {
@@ -160,6 +175,7 @@ impl BandDraft {
             },
             geotransform: tif.geotransform(),
             tiled: tif.is_tiled(),
+            format: FileFormat::GeoTiff,
         }
     }
 
@@ -214,6 +230,12 @@ struct Draft {
     footprint: Option<Footprint>,
     /// A file stem that tells this product apart from its siblings.
     file_stem: String,
+    /// Polarisations the product holds, where its bands are not named by them (quick-looks).
+    polarizations: Vec<String>,
+    /// `ascending` / `descending`, where known.
+    orbit_state: Option<String>,
+    absolute_orbit: Option<u32>,
+    relative_orbit: Option<u32>,
 }
 
 /// What a product is made of, as found in a folder.
@@ -273,16 +295,13 @@ fn scan_folder(dir: &Path) -> Result<Vec<Draft>, RasterError> {
         }
     }
 
-    if groups.is_empty() && stacks.is_empty() {
-        let quick_look = entries.iter().any(|p| {
-            let name = file_name_of(p).to_ascii_lowercase();
-            name.ends_with(".png") || name.ends_with(".kml")
-        });
-        if quick_look {
-            tracing::debug!(path = %dir.display(), "quick-look product (image + KML corners): not scanned yet");
-        }
-    }
     let mut drafts = Vec::new();
+    if groups.is_empty()
+        && stacks.is_empty()
+        && let Some(d) = overlay::scan_quick_look(dir, &entries, &sidecar)?
+    {
+        drafts.push(d);
+    }
     for (prefix, files) in &groups {
         let mut bands: Vec<(BandDraft, &GeoTiff)> = files
             .iter()
@@ -684,24 +703,7 @@ fn draft(found: Found<'_>) -> Result<Draft, RasterError> {
     };
 
     let licence = field(&docs, &["license", "licence"]);
-    let attribution = match mission {
-        Mission::Other => licence.map(|l| format!("Licence: {l}")),
-        _ => {
-            let year = when.map(|w| format!(" {}", w.year)).unwrap_or_default();
-            let base = format!("Contains modified Copernicus Sentinel data{year}");
-            // The sample licences often repeat the attribution sentence: keep it once.
-            let licence = licence.map(|l| {
-                l.split(". ")
-                    .filter(|s| !s.starts_with("Contains modified Copernicus Sentinel data"))
-                    .collect::<Vec<_>>()
-                    .join(". ")
-            });
-            Some(match licence.filter(|l| !l.is_empty()) {
-                Some(l) => format!("{base}. Licence: {l}"),
-                None => base,
-            })
-        }
-    };
+    let attribution = attribution(mission, when, licence);
 
     Ok(Draft {
         id,
@@ -725,7 +727,34 @@ fn draft(found: Found<'_>) -> Result<Draft, RasterError> {
             .as_deref()
             .map(|f| stem_of(Path::new(f)))
             .unwrap_or(name),
+        polarizations: Vec::new(),
+        orbit_state: None,
+        absolute_orbit: None,
+        relative_orbit: None,
     })
+}
+
+/// The attribution line of a product: Copernicus' sentence (with the year) for Sentinel data,
+/// then the licence of its metadata.
+fn attribution(mission: Mission, when: Option<When>, licence: Option<&str>) -> Option<String> {
+    match mission {
+        Mission::Other => licence.map(|l| format!("Licence: {l}")),
+        _ => {
+            let year = when.map(|w| format!(" {}", w.year)).unwrap_or_default();
+            let base = format!("Contains modified Copernicus Sentinel data{year}");
+            // The sample licences often repeat the attribution sentence: keep it once.
+            let licence = licence.map(|l| {
+                l.split(". ")
+                    .filter(|s| !s.starts_with("Contains modified Copernicus Sentinel data"))
+                    .collect::<Vec<_>>()
+                    .join(". ")
+            });
+            Some(match licence.filter(|l| !l.is_empty()) {
+                Some(l) => format!("{base}. Licence: {l}"),
+                None => base,
+            })
+        }
+    }
 }
 
 /// Makes ids unique within one scan: products that would share one get their grid's GSD

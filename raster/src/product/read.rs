@@ -7,7 +7,8 @@ use albedo_shared::catalog::{Dtype, PixelAccess};
 use albedo_shared::rasterwire::RasterHeader;
 
 use super::{LocalBand, LocalProduct};
-use crate::{GeoTiff, RasterError, Window};
+use crate::source::BandSource;
+use crate::{RasterError, Window};
 
 /// Most samples (all bands together) one [`read_bands`] call returns: 64 Mi.
 pub const MAX_OUTPUT_SAMPLES: u64 = 64 * 1024 * 1024;
@@ -44,6 +45,9 @@ fn put_sample(out: &mut [u8], dtype: Dtype, value: f64) {
 /// Reject unknown band names, empty band lists, windows outside the grid, and outputs over 64 Mi samples.
 ///
 /// The header's nodata is the bands' common nodata value, or none when they differ.
+///
+/// Bands in GeoTIFFs decode only the chunks holding a sampled pixel; bands in a PNG (a
+/// quick-look product's channels) decode the whole PNG once per call and file.
 pub fn read_bands(
     product: &LocalProduct,
     bands: &[&str],
@@ -125,10 +129,10 @@ pub fn read_bands(
     let size = dtype.size_bytes();
     let per_band = per_band as usize;
     let mut payload = vec![0u8; samples as usize * size];
-    let mut open: HashMap<&Path, GeoTiff> = HashMap::new();
+    let mut open: HashMap<&Path, BandSource> = HashMap::new();
     for (k, local) in selected.iter().enumerate() {
         if !open.contains_key(local.path.as_path()) {
-            open.insert(local.path.as_path(), GeoTiff::open(&local.path)?);
+            open.insert(local.path.as_path(), BandSource::open(&local.path)?);
         }
         let tif = &open[local.path.as_path()];
         let (bw, bh) = (tif.width(), tif.height());
@@ -144,7 +148,7 @@ pub fn read_bands(
         let cols = band_indices(window.x, out_w, step, bw, grid_w);
         let rows = band_indices(window.y, out_h, step, bh, grid_h);
         let band_out = &mut payload[k * per_band * size..(k + 1) * per_band * size];
-        tif.read_indexed(0, local.index, &cols, &rows, |idx, v| {
+        tif.read_indexed(local.index, &cols, &rows, |idx, v| {
             put_sample(&mut band_out[idx * size..(idx + 1) * size], dtype, v);
         })?;
     }

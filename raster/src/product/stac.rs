@@ -1,8 +1,9 @@
 //! The STAC 1.0.0 Item of a local product.
 //!
 //! Core fields plus the `eo` (Sentinel-2 bands), `raster` (sample type, nodata, resolution),
-//! `projection` (map grids) and `sar` (Sentinel-1) extensions. Asset hrefs are absolute local
-//! paths with role `data`; the backend rewrites or serves them. The collection link is
+//! `projection` (map grids), `sar` (Sentinel-1) and `sat` (orbit, where known) extensions.
+//! Asset hrefs are absolute local paths with role `data` (a quick-look product's PNG:
+//! `overview` and `data`, since it is both the preview and the only pixels); the backend rewrites or serves them. The collection link is
 //! relative to a STAC API's `/collections/{collection}/items/{id}` layout.
 //!
 //! A product without any known date (only possible for an arbitrary single GeoTIFF) gets
@@ -13,12 +14,13 @@ use albedo_shared::catalog::{Dtype, Georeferencing, Product};
 use serde_json::{Map, Value, json};
 
 use super::names::{self, Mission};
-use super::{BandDraft, Draft, Layout};
+use super::{BandDraft, Draft, FileFormat, Layout};
 
 const EXT_EO: &str = "https://stac-extensions.github.io/eo/v1.1.0/schema.json";
 const EXT_RASTER: &str = "https://stac-extensions.github.io/raster/v1.1.0/schema.json";
 const EXT_PROJ: &str = "https://stac-extensions.github.io/projection/v1.1.0/schema.json";
 const EXT_SAR: &str = "https://stac-extensions.github.io/sar/v1.0.0/schema.json";
+const EXT_SAT: &str = "https://stac-extensions.github.io/sat/v1.0.0/schema.json";
 
 fn data_type(d: Dtype) -> &'static str {
     match d {
@@ -61,19 +63,30 @@ fn asset(d: &Draft, bands: &[&BandDraft]) -> Value {
     let first = bands[0];
     let mut a = Map::new();
     a.insert("href".into(), json!(first.path.to_string_lossy()));
-    let media = if first.tiled {
-        "image/tiff; application=geotiff; profile=cloud-optimized"
-    } else {
-        "image/tiff; application=geotiff"
+    let media = match (first.format, first.tiled) {
+        (FileFormat::Png, _) => "image/png",
+        (FileFormat::GeoTiff, true) => "image/tiff; application=geotiff; profile=cloud-optimized",
+        (FileFormat::GeoTiff, false) => "image/tiff; application=geotiff",
     };
     a.insert("type".into(), json!(media));
-    let title = if bands.len() == 1 {
-        band_title(first)
-    } else {
-        format!("{}-band stack", bands.len())
+    let title = match (first.format, bands.len()) {
+        (FileFormat::Png, _) => format!(
+            "Quick-look, 8-bit {}",
+            bands
+                .iter()
+                .map(|b| b.name.as_str())
+                .collect::<Vec<_>>()
+                .join("")
+        ),
+        (_, 1) => band_title(first),
+        _ => format!("{}-band stack", bands.len()),
     };
     a.insert("title".into(), json!(title));
-    a.insert("roles".into(), json!(["data"]));
+    let roles = match first.format {
+        FileFormat::Png => json!(["overview", "data"]),
+        FileFormat::GeoTiff => json!(["data"]),
+    };
+    a.insert("roles".into(), roles);
     if d.mission == Mission::Sentinel2 {
         let eo: Vec<Value> = bands
             .iter()
@@ -87,8 +100,7 @@ fn asset(d: &Draft, bands: &[&BandDraft]) -> Value {
         a.insert("eo:bands".into(), Value::Array(eo));
     }
     if d.mission == Mission::Sentinel1 {
-        let pols: Vec<&str> = bands.iter().map(|b| b.name.as_str()).collect();
-        a.insert("sar:polarizations".into(), json!(pols));
+        a.insert("sar:polarizations".into(), json!(polarizations(d, bands)));
     }
     let raster: Vec<Value> = bands
         .iter()
@@ -110,6 +122,16 @@ fn asset(d: &Draft, bands: &[&BandDraft]) -> Value {
         a.insert("proj:transform".into(), proj_transform(&gt));
     }
     Value::Object(a)
+}
+
+/// The polarisations of some bands: the product's own list where its bands are not named by
+/// polarisation (a quick-look's colour channels), else the band names.
+fn polarizations<'a>(d: &'a Draft, bands: &[&'a BandDraft]) -> Vec<&'a str> {
+    if d.polarizations.is_empty() {
+        bands.iter().map(|b| b.name.as_str()).collect()
+    } else {
+        d.polarizations.iter().map(String::as_str).collect()
+    }
 }
 
 /// Builds the item of a drafted product.
@@ -158,8 +180,8 @@ pub(super) fn item(d: &Draft, product: &Product) -> Value {
             props.insert("instruments".into(), json!(["c-sar"]));
             props.insert("sar:frequency_band".into(), json!("C"));
             props.insert("sar:center_frequency".into(), json!(5.405));
-            let pols: Vec<&str> = d.bands.iter().map(|b| b.name.as_str()).collect();
-            props.insert("sar:polarizations".into(), json!(pols));
+            let all: Vec<&BandDraft> = d.bands.iter().collect();
+            props.insert("sar:polarizations".into(), json!(polarizations(d, &all)));
             if let Some(mode) = &d.instrument_mode {
                 props.insert("sar:instrument_mode".into(), json!(mode));
             }
@@ -168,6 +190,18 @@ pub(super) fn item(d: &Draft, product: &Product) -> Value {
             }
         }
         Mission::Other => {}
+    }
+    if d.orbit_state.is_some() || d.absolute_orbit.is_some() || d.relative_orbit.is_some() {
+        extensions.push(EXT_SAT);
+        if let Some(s) = &d.orbit_state {
+            props.insert("sat:orbit_state".into(), json!(s));
+        }
+        if let Some(n) = d.absolute_orbit {
+            props.insert("sat:absolute_orbit".into(), json!(n));
+        }
+        if let Some(n) = d.relative_orbit {
+            props.insert("sat:relative_orbit".into(), json!(n));
+        }
     }
     let grid = &d.bands[d.grid_band];
     match &d.georeferencing {
@@ -180,7 +214,10 @@ pub(super) fn item(d: &Draft, product: &Product) -> Value {
         Georeferencing::GcpsOnly { count } => {
             props.insert("albedo:gcp_count".into(), json!(count));
         }
-        Georeferencing::CornersOnly | Georeferencing::None => {}
+        Georeferencing::CornersOnly => {
+            props.insert("albedo:georeferencing".into(), json!("corners_only"));
+        }
+        Georeferencing::None => {}
     }
     if let Some(a) = &product.attribution {
         props.insert("albedo:attribution".into(), json!(a));

@@ -71,7 +71,8 @@ fn check_stac(p: &LocalProduct) {
         let (lon, lat) = (pos[0].as_f64().unwrap(), pos[1].as_f64().unwrap());
         assert!(lon >= bbox[0] && lon <= bbox[2] && lat >= bbox[1] && lat <= bbox[3]);
     }
-    // Assets: absolute paths of existing files, role data, covering every band's file.
+    // Assets: absolute paths of existing files, role data (a quick-look PNG: overview and
+    // data), covering every band's file.
     let assets = item["assets"].as_object().unwrap();
     assert!(!assets.is_empty());
     for (key, a) in assets {
@@ -80,8 +81,12 @@ fn check_stac(p: &LocalProduct) {
             PathBuf::from(href).is_absolute() && PathBuf::from(href).is_file(),
             "{key}: {href}"
         );
-        assert_eq!(a["roles"], serde_json::json!(["data"]));
-        assert!(a["type"].as_str().unwrap().starts_with("image/tiff"));
+        if a["type"] == "image/png" {
+            assert_eq!(a["roles"], serde_json::json!(["overview", "data"]));
+        } else {
+            assert_eq!(a["roles"], serde_json::json!(["data"]));
+            assert!(a["type"].as_str().unwrap().starts_with("image/tiff"));
+        }
     }
     for b in &p.bands {
         assert!(b.path.is_absolute());
@@ -369,10 +374,10 @@ fn every_sample_folder_scans_to_the_expected_products() {
         ("s2/T19UDP_20170729_L1C_riotiler", 2),
         ("s1/S1A_IW_GRDH_20180716_India_riotiler", 1),
         ("s1/S1A_IW_20150309_VV_db_geocoded_pyroSAR", 1),
-        // Quick-look only (PNG + KML): not scanned yet.
+        // Quick-look only (PNG + KML corners).
         (
             "s1/S1A_EW_GRDM_1SDH_20221130_KaraSea_quicklook_stactools",
-            0,
+            1,
         ),
     ];
     let mut seen = Vec::new();
@@ -402,7 +407,7 @@ fn every_sample_folder_scans_to_the_expected_products() {
     seen.sort();
     seen.dedup();
     assert_eq!(seen.len(), total, "ids are unique");
-    assert_eq!(total, 10);
+    assert_eq!(total, 11);
 }
 
 #[test]
@@ -681,4 +686,153 @@ fn read_bands_rejects_bad_requests() {
         read_bands(&remote, &["B04"], w, 1),
         Err(RasterError::NotLocal { .. })
     ));
+}
+
+const KARA_SEA: &str = "s1/S1A_EW_GRDM_1SDH_20221130_KaraSea_quicklook_stactools";
+
+/// The KML's corners, as written in `map-overlay.kml`.
+const KARA_SEA_CORNERS: [[f64; 2]; 4] = [
+    [91.651596, 76.879097],
+    [75.348396, 78.260895],
+    [81.596954, 81.972343],
+    [102.789734, 80.113571],
+];
+
+/// The quick-look PNG decoded independently: (width, height, RGB bytes).
+fn decode_png(path: &std::path::Path) -> (u32, u32, Vec<u8>) {
+    let file = std::io::BufReader::new(std::fs::File::open(path).unwrap());
+    let mut reader = png::Decoder::new(file).read_info().unwrap();
+    let mut buf = vec![0u8; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Rgb);
+    assert_eq!(info.bit_depth, png::BitDepth::Eight);
+    buf.truncate(info.buffer_size());
+    (info.width, info.height, buf)
+}
+
+#[test]
+fn kara_sea_quick_look_scans_with_corners_only() {
+    let p = scan_one(KARA_SEA);
+    let prod = &p.product;
+    assert_eq!(
+        prod.id.0,
+        "S1A_EW_GRDM_1SDH_20221130T014342_20221130T014446_046117_058549_BB15"
+    );
+    assert_eq!(prod.collection, "sentinel-1-grd");
+    assert_eq!(prod.platform.as_deref(), Some("sentinel-1a"));
+    assert_eq!(prod.product_type.as_deref(), Some("GRD"));
+    assert_eq!(prod.georeferencing, Georeferencing::CornersOnly);
+    assert_eq!(prod.datetime.as_deref(), Some("2022-11-30T01:43:42Z"));
+    assert_eq!(
+        prod.pixels,
+        PixelAccess::Local {
+            width: 522,
+            height: 510
+        }
+    );
+    assert_eq!(band_names(&p), ["R", "G", "B"]);
+    assert!(
+        prod.bands.iter().all(|b| b.dtype == Dtype::U8
+            && (b.width, b.height) == (522, 510)
+            && b.nodata.is_none())
+    );
+    let png_path = data(KARA_SEA).join("quick-look.png");
+    assert!(
+        p.bands
+            .iter()
+            .enumerate()
+            .all(|(i, b)| b.path == png_path && usize::from(b.index) == i)
+    );
+    // bbox and polygon from the KML corners, exactly.
+    let lons = KARA_SEA_CORNERS.map(|c| c[0]);
+    let lats = KARA_SEA_CORNERS.map(|c| c[1]);
+    let min = |v: [f64; 4]| v.into_iter().fold(f64::INFINITY, f64::min);
+    let max = |v: [f64; 4]| v.into_iter().fold(f64::NEG_INFINITY, f64::max);
+    assert_eq!(
+        prod.bbox,
+        Some([min(lons), min(lats), max(lons), max(lats)])
+    );
+
+    let item = &p.stac_item;
+    assert_eq!(item["id"], prod.id.0.as_str());
+    assert_eq!(item["geometry"]["type"], "Polygon");
+    let ring: Vec<[f64; 2]> =
+        serde_json::from_value(item["geometry"]["coordinates"][0].clone()).unwrap();
+    // The KML corners, exactly, in their cyclic order. They run clockwise in longitude /
+    // latitude (the image is in radar geometry), so the ring runs through them backwards to be
+    // counter-clockwise, as RFC 7946 asks of exterior rings.
+    assert_eq!(ring.len(), 5);
+    let mut backwards = KARA_SEA_CORNERS;
+    backwards.reverse();
+    assert_eq!(ring[..4], backwards);
+    assert_eq!(ring[4], ring[0]);
+    let props = &item["properties"];
+    assert_eq!(props["datetime"], "2022-11-30T01:43:42Z");
+    assert_eq!(props["start_datetime"], "2022-11-30T01:43:42Z");
+    assert_eq!(props["end_datetime"], "2022-11-30T01:44:46Z");
+    assert_eq!(props["platform"], "sentinel-1a");
+    assert_eq!(props["sar:instrument_mode"], "EW");
+    assert_eq!(props["sar:product_type"], "GRD");
+    assert_eq!(props["sar:polarizations"], serde_json::json!(["HH", "HV"]));
+    assert_eq!(props["sat:orbit_state"], "descending");
+    assert_eq!(props["sat:absolute_orbit"], 46117);
+    assert_eq!(props["sat:relative_orbit"], 20);
+    assert_eq!(props["albedo:georeferencing"], "corners_only");
+    let assets = item["assets"].as_object().unwrap();
+    assert_eq!(assets.len(), 1);
+    let asset = assets.values().next().unwrap();
+    assert_eq!(asset["href"], png_path.to_string_lossy().as_ref());
+    assert_eq!(asset["type"], "image/png");
+    assert_eq!(asset["roles"], serde_json::json!(["overview", "data"]));
+    assert_eq!(asset["sar:polarizations"], serde_json::json!(["HH", "HV"]));
+}
+
+#[test]
+fn kara_sea_window_reads_equal_the_decoded_png() {
+    let p = scan_one(KARA_SEA);
+    let (w, h, rgb) = decode_png(&data(KARA_SEA).join("quick-look.png"));
+    assert_eq!((w, h), (522, 510));
+    let window = Window {
+        x: 100,
+        y: 37,
+        width: 300,
+        height: 401,
+    };
+    for step in [1u32, 3] {
+        let (header, payload) = read_bands(&p, &["B", "R"], window, step).unwrap();
+        let (ow, oh) = window.output_size(step);
+        assert_eq!(header.dtype, Dtype::U8);
+        assert_eq!((header.width, header.height, header.bands), (ow, oh, 2));
+        assert_eq!(header.nodata, None);
+        let mut want = Vec::new();
+        for channel in [2usize, 0] {
+            for j in 0..oh {
+                for i in 0..ow {
+                    let (x, y) = (window.x + i * step, window.y + j * step);
+                    want.push(rgb[((y * w + x) * 3) as usize + channel]);
+                }
+            }
+        }
+        assert_eq!(payload, want, "step {step}");
+    }
+    let outside = Window {
+        x: 500,
+        y: 0,
+        width: 30,
+        height: 1,
+    };
+    assert!(matches!(
+        read_bands(&p, &["R"], outside, 1),
+        Err(RasterError::WindowOutside { .. })
+    ));
+}
+
+#[test]
+fn kara_sea_quicklook_renders_in_colour() {
+    let p = scan_one(KARA_SEA);
+    let recipe = crate::quicklook::recipe(&p);
+    assert_eq!(recipe.bands, ["R", "G", "B"]);
+    let image = crate::quicklook::render(&p, 128).unwrap();
+    assert_eq!((image.width, image.height), (128, 125));
+    assert!(image.rgba.chunks_exact(4).any(|px| px[3] == 255));
 }
