@@ -2,6 +2,7 @@
 //!
 //! Pure functions of catalog data, so they read the same in tests and in the page.
 
+use albedo_render::{Colormap, Composite};
 use albedo_shared::catalog::{PixelAccess, Product};
 
 /// A named band combination shown as R, G, B (one band: grey).
@@ -9,8 +10,10 @@ use albedo_shared::catalog::{PixelAccess, Product};
 pub struct Preset {
     /// Label in the preset selector.
     pub name: String,
-    /// Bands to fetch, in order; 3 for a colour composite, 1 for grey.
+    /// Bands to fetch, in order; 3 for a colour composite, 1 for grey, 2 for an index.
     pub bands: Vec<String>,
+    /// For an index view: `(a - b) / (a + b)` of the two bands through this colormap.
+    pub index: Option<Colormap>,
 }
 
 impl Preset {
@@ -21,6 +24,11 @@ impl Preset {
         } else {
             [0, 0, 0]
         }
+    }
+
+    /// The composite of an index preset (layers 0 and 1 over `[-1, 1]`), `None` for others.
+    pub fn index_composite(&self) -> Option<Composite> {
+        self.index.map(|map| Composite::index(0, 1, map))
     }
 }
 
@@ -41,9 +49,10 @@ pub fn local_grid(product: &Product) -> Option<(u32, u32)> {
     }
 }
 
-/// The presets the viewer offers: for Sentinel-2 `True colour` (B04, B03, B02) and
-/// `False colour` (B08, B04, B03) where the product has those bands; otherwise (or if none
-/// applies) a grey view of the first band.
+/// The presets the viewer offers: for Sentinel-2 `True colour` (B04, B03, B02),
+/// `False colour` (B08, B04, B03), `NDVI` ((B08 - B04) / (B08 + B04), brown to green) and
+/// `NDWI` ((B03 - B08) / (B03 + B08), blues) where the product has those bands; otherwise (or
+/// if none applies) a grey view of the first band.
 pub fn presets_for(product: &Product) -> Vec<Preset> {
     let has = |b: &str| product.bands.iter().any(|band| band.name == b);
     let mut presets = Vec::new();
@@ -56,6 +65,19 @@ pub fn presets_for(product: &Product) -> Vec<Preset> {
                 presets.push(Preset {
                     name: name.to_string(),
                     bands: bands.iter().map(|b| b.to_string()).collect(),
+                    index: None,
+                });
+            }
+        }
+        for (name, bands, map) in [
+            ("NDVI", ["B08", "B04"], Colormap::BrownGreen),
+            ("NDWI", ["B03", "B08"], Colormap::Blues),
+        ] {
+            if bands.iter().all(|b| has(b)) {
+                presets.push(Preset {
+                    name: name.to_string(),
+                    bands: bands.iter().map(|b| b.to_string()).collect(),
+                    index: Some(map),
                 });
             }
         }
@@ -66,6 +88,7 @@ pub fn presets_for(product: &Product) -> Vec<Preset> {
         presets.push(Preset {
             name: format!("{} (grey)", first.name),
             bands: vec![first.name.clone()],
+            index: None,
         });
     }
     presets
@@ -135,8 +158,19 @@ mod tests {
     fn sentinel2_gets_colour_presets_others_grey() {
         let s2 = product("sentinel-2-l1c", &["B02", "B03", "B04", "B08"], true);
         let names: Vec<_> = presets_for(&s2).into_iter().map(|p| p.name).collect();
-        assert_eq!(names, ["True colour", "False colour"]);
+        assert_eq!(names, ["True colour", "False colour", "NDVI", "NDWI"]);
         assert_eq!(presets_for(&s2)[1].bands, ["B08", "B04", "B03"]);
+        let ndvi = &presets_for(&s2)[2];
+        assert_eq!(ndvi.bands, ["B08", "B04"]);
+        assert_eq!(ndvi.index, Some(Colormap::BrownGreen));
+        let comp = ndvi.index_composite().expect("index composite");
+        assert_eq!(comp.channels[..2], [0, 1]);
+        assert_eq!((comp.min[0], comp.max[0]), (-1.0, 1.0));
+        assert_eq!(presets_for(&s2)[3].bands, ["B03", "B08"]);
+        assert_eq!(presets_for(&s2)[0].index_composite(), None);
+        // Without B08 there is no index.
+        let rgb = product("sentinel-2-l1c", &["B02", "B03", "B04"], true);
+        assert_eq!(presets_for(&rgb).len(), 1);
         let s1 = product("sentinel-1-grd", &["VV", "VH"], true);
         let grey = presets_for(&s1);
         assert_eq!(grey.len(), 1);

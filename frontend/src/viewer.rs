@@ -7,8 +7,11 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::sync::Arc;
 
-use albedo_render::{Composite, Renderer, View, percentile_stretch, render_cpu};
+use albedo_render::{
+    Colormap, Composite, Renderer, View, normalized_difference, percentile_stretch, render_cpu,
+};
 use albedo_shared::catalog::{Product, ProductId};
 use leptos::html;
 use leptos::prelude::*;
@@ -47,12 +50,54 @@ pub struct DrawReport {
     pub tex_height: u32,
     /// Canvas mapping.
     pub view: View,
-    /// Layers and stretch.
+    /// Layers and stretch as drawn (the sliders change it).
     pub composite: Composite,
+    /// The percentile auto-stretch of this fetch (what "Auto" restores).
+    pub auto: Composite,
+    /// Smallest and largest valid value of each fetched band (the sliders' ranges).
+    pub value_ranges: Vec<(f32, f32)>,
     /// Nodata value of the raster, if any.
     pub nodata: Option<f64>,
     /// Result of the GPU readback check, when the page asked for one (`?readback`).
     pub readback: Option<ReadbackCheck>,
+    /// The fetched band values (texture layers), for the pixel read-out.
+    pub pixels: BandValues,
+}
+
+/// Band values kept on the CPU after upload; compared by identity (cheap to clone).
+#[derive(Debug, Clone, Default)]
+pub struct BandValues(pub Arc<Vec<Vec<f32>>>);
+
+impl PartialEq for BandValues {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// What the read-out says about canvas pixel `(x, y)` of a draw: the grid pixel it shows,
+/// each band's raw value, and the index value for an index view. `None` over the background.
+pub fn pixel_readout(r: &DrawReport, x: u32, y: u32) -> Option<String> {
+    let (tx, ty) = r.view.texel_at(x, y, r.tex_width, r.tex_height)?;
+    let gx = r.window.x + tx * r.step;
+    let gy = r.window.y + ty * r.step;
+    let i = ty as usize * r.tex_width as usize + tx as usize;
+    let value = |layer: usize| r.pixels.0.get(layer).and_then(|b| b.get(i)).copied();
+    let mut lines = vec![format!("x {gx}, y {gy}")];
+    for (layer, name) in r.bands.iter().enumerate() {
+        let v = value(layer).map(human).unwrap_or_else(|| "–".to_string());
+        lines.push(format!("{name} {v}"));
+    }
+    if r.composite.index.is_some() {
+        let a = value(r.composite.channels[0] as usize);
+        let b = value(r.composite.channels[1] as usize);
+        let v = a
+            .zip(b)
+            .and_then(|(a, b)| normalized_difference(a, b))
+            .map(|v| format!("{v:.4}"))
+            .unwrap_or_else(|| "undefined".to_string());
+        lines.push(format!("{} {v}", r.preset));
+    }
+    Some(lines.join("\n"))
 }
 
 /// GPU output read back before presenting, compared with the CPU reference.
@@ -68,7 +113,7 @@ pub struct ReadbackCheck {
 enum DrawState {
     Idle,
     Loading(String),
-    Drawn(DrawReport),
+    Drawn(Box<DrawReport>),
     Failed(String),
 }
 
@@ -82,6 +127,7 @@ pub fn Viewer(product: Memo<Option<Product>>) -> impl IntoView {
     let chosen_preset = RwSignal::new(None::<String>);
     let state = RwSignal::new(DrawState::Idle);
     let generation = Rc::new(Cell::new(0u64));
+    let renderer_for_sliders = renderer.clone();
 
     {
         let renderer = renderer.clone();
@@ -178,7 +224,7 @@ pub fn Viewer(product: Memo<Option<Product>>) -> impl IntoView {
                         max = ?report.composite.max,
                         "drawn"
                     );
-                    state.set(DrawState::Drawn(report));
+                    state.set(DrawState::Drawn(Box::new(report)));
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -190,6 +236,164 @@ pub fn Viewer(product: Memo<Option<Product>>) -> impl IntoView {
             }
         });
     });
+
+    // Live contrast: redraws the uploaded bands with a new stretch (no fetch).
+    let restretch = {
+        // Arena-held, so the closure is `Send` as Leptos' reactive views ask.
+        let renderer = StoredValue::new_local(renderer_for_sliders);
+        move |change: &dyn Fn(&mut Composite, &DrawReport)| {
+            let DrawState::Drawn(mut report) = state.get_untracked() else {
+                return;
+            };
+            let Some(canvas) = canvas_ref.get_untracked() else {
+                return;
+            };
+            let before = report.composite;
+            let r = report.clone();
+            change(&mut report.composite, &r);
+            if report.composite == before {
+                return;
+            }
+            // The renderer is out of its slot while a fetch draws: that draw wins anyway.
+            let Some(drawn) = renderer.with_value(|slot| {
+                let mut slot = slot.borrow_mut();
+                let gpu = slot.as_mut()?;
+                Some(gpu.draw(&report.composite, &report.view))
+            }) else {
+                return;
+            };
+            match drawn {
+                Ok(()) => {
+                    report.readback = None;
+                    write_attributes(&canvas, &report);
+                    state.set(DrawState::Drawn(report));
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    tracing::error!(error = %message, "redraw failed");
+                    set_error_attrs(&canvas, &message);
+                    state.set(DrawState::Failed(message));
+                }
+            }
+        }
+    };
+    // What the slider rows depend on; not the values, so dragging keeps its element.
+    let slider_setup = Memo::new(move |_| match state.get() {
+        DrawState::Drawn(r) => Some((
+            r.product.clone(),
+            r.preset.clone(),
+            r.bands.clone(),
+            r.composite.channels,
+            r.value_ranges.clone(),
+            r.composite.index,
+        )),
+        _ => None,
+    });
+    let drawn_composite = Memo::new(move |_| match state.get() {
+        DrawState::Drawn(r) => Some(r.composite),
+        _ => None,
+    });
+    let contrast_view = {
+        move || {
+            let (_, _, bands, channels, ranges, index) = slider_setup.get()?;
+            if let Some(map) = index {
+                return Some(legend_view(map).into_any());
+            }
+            let grey = bands.len() == 1;
+            let rows = if grey { 1 } else { 3 };
+            let rows_view = (0..rows)
+                .map(|c| {
+                    let layer = channels[c] as usize;
+                    let label = if grey {
+                        bands[0].clone()
+                    } else {
+                        format!("{} {}", ["R", "G", "B"][c], bands[layer])
+                    };
+                    let (lo, hi) = ranges.get(layer).copied().unwrap_or((0.0, 1.0));
+                    let step = slider_step(lo, hi);
+                    // In grey, one row sets all three channels.
+                    let targets: Vec<usize> = if grey { vec![0, 1, 2] } else { vec![c] };
+                    let value = move |f: fn(&Composite) -> [f32; 3]| {
+                        move || drawn_composite.get().map(|k| f(&k)[c]).unwrap_or_default()
+                    };
+                    let setter = |which: Field| {
+                        let targets = targets.clone();
+                        move |ev: leptos::ev::Event| {
+                            let Ok(v) = event_target_value(&ev).parse::<f32>() else {
+                                return;
+                            };
+                            if !v.is_finite() || (which == Field::Gamma && v <= 0.0) {
+                                return;
+                            }
+                            restretch(&|k: &mut Composite, _: &DrawReport| {
+                                for &t in &targets {
+                                    match which {
+                                        Field::Min => k.min[t] = v,
+                                        Field::Max => k.max[t] = v,
+                                        Field::Gamma => k.gamma[t] = v,
+                                    }
+                                }
+                            });
+                        }
+                    };
+                    let min_v = value(|k| k.min);
+                    let max_v = value(|k| k.max);
+                    let gamma_v = value(|k| k.gamma);
+                    view! {
+                        <div class="contrast-row" data-channel=c.to_string()>
+                            <span class="channel">{label}</span>
+                            <label for=format!("min-{c}")>"min"</label>
+                            <input type="range" id=format!("min-{c}")
+                                min=lo.to_string() max=hi.to_string() step=step.to_string()
+                                prop:value=move || min_v().to_string()
+                                on:input=setter(Field::Min) />
+                            <output id=format!("min-{c}-value")>{move || human(min_v())}</output>
+                            <label for=format!("max-{c}")>"max"</label>
+                            <input type="range" id=format!("max-{c}")
+                                min=lo.to_string() max=hi.to_string() step=step.to_string()
+                                prop:value=move || max_v().to_string()
+                                on:input=setter(Field::Max) />
+                            <output id=format!("max-{c}-value")>{move || human(max_v())}</output>
+                            <label for=format!("gamma-{c}")>"gamma"</label>
+                            <input type="range" id=format!("gamma-{c}")
+                                min=GAMMA_RANGE.0.to_string() max=GAMMA_RANGE.1.to_string()
+                                step="0.01"
+                                prop:value=move || gamma_v().to_string()
+                                on:input=setter(Field::Gamma) />
+                            <output id=format!("gamma-{c}-value")>{move || human(gamma_v())}</output>
+                        </div>
+                    }
+                })
+                .collect_view();
+            let auto = move |_| restretch(&|k: &mut Composite, r: &DrawReport| *k = r.auto);
+            Some(
+                view! {
+                    <div class="contrast" aria-label="Contrast">
+                        {rows_view}
+                        <button type="button" id="auto-stretch" on:click=auto>
+                            {format!(
+                                "Auto ({}-{} %)",
+                                STRETCH_PERCENTILES.0,
+                                STRETCH_PERCENTILES.1
+                            )}
+                        </button>
+                    </div>
+                }
+                .into_any(),
+            )
+        }
+    };
+
+    // Pixel values under the cursor.
+    let hover = RwSignal::new(None::<String>);
+    let on_hover = move |ev: leptos::ev::MouseEvent| {
+        let (x, y) = (ev.offset_x(), ev.offset_y());
+        let text = match state.get_untracked() {
+            DrawState::Drawn(r) if x >= 0 && y >= 0 => pixel_readout(&r, x as u32, y as u32),
+            _ => None,
+        };
+        hover.set(text);
+    };
 
     let has_pixels = move || product.with(|p| p.as_ref().and_then(local_grid).is_some());
     view! {
@@ -238,14 +442,24 @@ pub fn Viewer(product: Memo<Option<Product>>) -> impl IntoView {
                     }}
                 </span>
             </div>
-            <div class="canvas-frame" style:display=move || if has_pixels() { "block" } else { "none" }>
-                <canvas
-                    id="render"
-                    node_ref=canvas_ref
-                    width=CANVAS_WIDTH
-                    height=CANVAS_HEIGHT
-                    style=format!("width:{CANVAS_WIDTH}px;height:{CANVAS_HEIGHT}px")
-                ></canvas>
+            <div class="viewer-body" style:display=move || if has_pixels() { "flex" } else { "none" }>
+                <div class="canvas-frame">
+                    <canvas
+                        id="render"
+                        node_ref=canvas_ref
+                        width=CANVAS_WIDTH
+                        height=CANVAS_HEIGHT
+                        style=format!("width:{CANVAS_WIDTH}px;height:{CANVAS_HEIGHT}px")
+                        on:mousemove=on_hover
+                        on:mouseleave=move |_| hover.set(None)
+                    ></canvas>
+                </div>
+                <div id="pixel-readout" aria-live="polite">
+                    {move || hover.get().unwrap_or_else(|| "Hover the image for values".to_string())}
+                </div>
+            </div>
+            <div class="contrast-frame" style:display=move || if has_pixels() { "block" } else { "none" }>
+                {contrast_view}
             </div>
             <div class="draw-info" style:display=move || if has_pixels() { "block" } else { "none" }>
                 {move || state_view(state.get())}
@@ -287,7 +501,18 @@ fn state_view(state: DrawState) -> impl IntoView {
         DrawState::Drawn(r) => {
             let names = ["R", "G", "B"];
             let grey = r.bands.len() == 1;
-            let stretch = if grey {
+            let stretch = if let Some(map) = r.composite.index {
+                format!(
+                    "({} − {}) / ({} + {}) over {} – {}, colormap {}",
+                    r.bands[0],
+                    r.bands[1],
+                    r.bands[0],
+                    r.bands[1],
+                    human(r.composite.min[0]),
+                    human(r.composite.max[0]),
+                    map.name()
+                )
+            } else if grey {
                 format!(
                     "{}: {} – {}",
                     r.bands[0],
@@ -330,11 +555,25 @@ fn state_view(state: DrawState) -> impl IntoView {
                 </p>
                 <p class="stretch">
                     {format!(
-                        "Stretch {}–{} %: {} · gamma {}",
-                        STRETCH_PERCENTILES.0,
-                        STRETCH_PERCENTILES.1,
+                        "{}: {} · gamma {}",
+                        if r.composite.index.is_some() {
+                            "Index".to_string()
+                        } else if r.composite == r.auto {
+                            format!(
+                                "Stretch {}–{} %",
+                                STRETCH_PERCENTILES.0, STRETCH_PERCENTILES.1
+                            )
+                        } else {
+                            "Manual stretch".to_string()
+                        },
                         stretch,
-                        human(r.composite.gamma[0])
+                        if r.composite.index.is_some() {
+                            "n/a".to_string()
+                        } else if grey {
+                            human(r.composite.gamma[0])
+                        } else {
+                            r.composite.gamma.map(human).join(", ")
+                        }
                     )}
                 </p>
                 {readback.map(|t| view! { <p class="readback">{t}</p> })}
@@ -342,6 +581,67 @@ fn state_view(state: DrawState) -> impl IntoView {
             .into_any()
         }
     }
+}
+
+/// CSS gradient of a colormap, from its stops.
+pub fn colormap_gradient(map: Colormap) -> String {
+    let stops: Vec<String> = map
+        .stops()
+        .iter()
+        .map(|(p, c)| format!("rgb({},{},{}) {}%", c[0], c[1], c[2], p * 100.0))
+        .collect();
+    format!("linear-gradient(to right, {})", stops.join(", "))
+}
+
+/// The legend of an index view: a colour bar over `[-1, 1]`.
+fn legend_view(map: Colormap) -> impl IntoView {
+    view! {
+        <div class="legend" id="legend" data-colormap-name=map.name()>
+            <div class="legend-bar" style:background=colormap_gradient(map)></div>
+            <div class="legend-labels">
+                <span>"-1"</span>
+                <span>"0"</span>
+                <span>"1"</span>
+            </div>
+        </div>
+    }
+}
+
+/// Range of the gamma sliders.
+pub const GAMMA_RANGE: (f32, f32) = (0.2, 5.0);
+
+/// Which number of a channel's stretch a slider sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Min,
+    Max,
+    Gamma,
+}
+
+/// Slider step for values between `lo` and `hi`: a thousandth of the range, whole numbers
+/// when the range is wide (digital numbers), and 1 for an empty range.
+pub fn slider_step(lo: f32, hi: f32) -> f32 {
+    let span = hi - lo;
+    if !(span.is_finite() && span > 0.0) {
+        return 1.0;
+    }
+    let step = span / 1000.0;
+    if step >= 1.0 { step.floor() } else { step }
+}
+
+/// Smallest and largest finite value other than `nodata`; `(0, 1)` when there is none.
+pub fn value_range(values: &[f32], nodata: Option<f32>) -> (f32, f32) {
+    let mut range: Option<(f32, f32)> = None;
+    for &v in values {
+        if !v.is_finite() || Some(v) == nodata {
+            continue;
+        }
+        range = Some(match range {
+            None => (v, v),
+            Some((lo, hi)) => (lo.min(v), hi.max(v)),
+        });
+    }
+    range.unwrap_or((0.0, 1.0))
 }
 
 /// `WebGPU` / `WebGL2` for the backend name the renderer reports.
@@ -402,15 +702,22 @@ async fn load_and_draw(
         .iter()
         .map(|b| percentile_stretch(b, nodata, STRETCH_PERCENTILES.0, STRETCH_PERCENTILES.1))
         .collect();
+    let value_ranges: Vec<(f32, f32)> = raster
+        .bands
+        .iter()
+        .map(|b| value_range(b, nodata))
+        .collect();
     let channels = preset.channels();
-    let composite = Composite {
+    let composite = preset.index_composite().unwrap_or(Composite {
         channels,
         min: channels.map(|c| ranges[c as usize].0),
         max: channels.map(|c| ranges[c as usize].1),
         gamma: [1.0; 3],
-    };
+        index: None,
+    });
     let view = View::fit(raster.width, raster.height, CANVAS_WIDTH, CANVAS_HEIGHT);
-    let slices: Vec<&[f32]> = raster.bands.iter().map(Vec::as_slice).collect();
+    let pixels = BandValues(Arc::new(raster.bands));
+    let slices: Vec<&[f32]> = pixels.0.iter().map(Vec::as_slice).collect();
 
     // The renderer is lent to one draw at a time; a readback awaits while holding it.
     let Some(mut lease) = Lease::wait(slot, is_current).await else {
@@ -450,8 +757,11 @@ async fn load_and_draw(
         tex_height: raster.height,
         view,
         composite,
+        auto: composite,
+        value_ranges,
         nodata: raster.nodata,
         readback,
+        pixels: pixels.clone(),
     }))
 }
 
@@ -537,6 +847,7 @@ pub fn write_attributes(canvas: &web_sys::HtmlCanvasElement, r: &DrawReport) {
         ("data-origin-x", r.view.origin_x.to_string()),
         ("data-origin-y", r.view.origin_y.to_string()),
         ("data-texels-per-pixel", r.view.texels_per_pixel.to_string()),
+        ("data-preset", r.preset.clone()),
         ("data-channels", list3(r.composite.channels)),
         ("data-min", list3(r.composite.min)),
         ("data-max", list3(r.composite.max)),
@@ -548,6 +859,26 @@ pub fn write_attributes(canvas: &web_sys::HtmlCanvasElement, r: &DrawReport) {
     ];
     for (name, value) in attrs {
         let _ = el.set_attribute(name, &value);
+    }
+    match r.composite.index {
+        Some(map) => {
+            let lut: Vec<String> = map
+                .lut()
+                .iter()
+                .map(|c| format!("{:02x}{:02x}{:02x}", c[0], c[1], c[2]))
+                .collect();
+            let _ = el.set_attribute("data-colormap", &lut.join(","));
+            let _ = el.set_attribute("data-colormap-name", map.name());
+            let _ = el.set_attribute(
+                "data-colormap-range",
+                &format!("{},{}", r.composite.min[0], r.composite.max[0]),
+            );
+        }
+        None => {
+            for name in ["data-colormap", "data-colormap-name", "data-colormap-range"] {
+                let _ = el.remove_attribute(name);
+            }
+        }
     }
     match r.readback {
         Some(c) => {
@@ -574,4 +905,43 @@ fn set_error_attrs(canvas: &web_sys::HtmlCanvasElement, message: &str) {
     let el: &web_sys::Element = canvas.unchecked_ref();
     let _ = el.set_attribute("data-error", message);
     let _ = el.set_attribute("data-state", "error");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn value_range_skips_nodata_and_non_finite() {
+        assert_eq!(
+            value_range(&[0.0, 5.0, f32::NAN, -2.0, 0.0], Some(0.0)),
+            (-2.0, 5.0)
+        );
+        assert_eq!(value_range(&[3.0], None), (3.0, 3.0));
+        assert_eq!(value_range(&[0.0, f32::INFINITY], Some(0.0)), (0.0, 1.0));
+    }
+
+    #[test]
+    fn slider_steps() {
+        assert_eq!(slider_step(0.0, 10000.0), 10.0);
+        assert_eq!(slider_step(100.0, 2600.0), 2.0);
+        assert_eq!(slider_step(-30.0, 5.0), 0.035);
+        assert_eq!(slider_step(4.0, 4.0), 1.0);
+    }
+
+    #[test]
+    fn gradient_lists_the_stops() {
+        assert_eq!(
+            colormap_gradient(Colormap::Blues),
+            "linear-gradient(to right, rgb(247,251,255) 0%, rgb(107,174,214) 50%, \
+             rgb(8,48,107) 100%)"
+        );
+    }
+
+    #[test]
+    fn human_numbers() {
+        assert_eq!(human(1234.0), "1234");
+        assert_eq!(human(0.5), "0.5000");
+        assert_eq!(human(1.25), "1.250");
+    }
 }

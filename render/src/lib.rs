@@ -19,11 +19,15 @@
 //! - [`stretch_u8`], [`percentile_stretch`] (`stretch.rs`): CPU reference and auto-stretch.
 //! - [`RenderError`] (`error.rs`): the crate's one error type.
 
+mod colormap;
 mod error;
 mod pipeline;
 mod renderer;
 mod stretch;
 
+pub use colormap::{
+    Colormap, INDEX_INVALID_RGB, LUT_SIZE, index_u8, lut_index, normalized_difference,
+};
 pub use error::RenderError;
 pub use pipeline::{BACKGROUND_RGBA8, IMAGERY_WGSL, ImageryPipeline};
 pub use renderer::Renderer;
@@ -40,6 +44,10 @@ pub struct Composite {
     pub max: [f32; 3],
     /// Gamma per channel (positive; 1 is linear): `v = v^(1/gamma)`.
     pub gamma: [f32; 3],
+    /// When set, an index view instead of RGB: the normalized difference of layers
+    /// `channels[0]` and `channels[1]`, mapped from `[min[0], max[0]]` through this colormap
+    /// (see [`index_u8`]).
+    pub index: Option<Colormap>,
 }
 
 impl Composite {
@@ -50,6 +58,19 @@ impl Composite {
             min: [min; 3],
             max: [max; 3],
             gamma: [gamma; 3],
+            index: None,
+        }
+    }
+
+    /// The normalized difference `(a - b) / (a + b)` of layers `a` and `b`, over `[-1, 1]`
+    /// through `colormap` (NDVI: NIR and red; NDWI: green and NIR).
+    pub fn index(a: u32, b: u32, colormap: Colormap) -> Self {
+        Composite {
+            channels: [a, b, b],
+            min: [-1.0; 3],
+            max: [1.0; 3],
+            gamma: [1.0; 3],
+            index: Some(colormap),
         }
     }
 }
@@ -104,17 +125,32 @@ pub fn render_cpu(
     height: u32,
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(width as usize * height as usize * 4);
+    let lut = composite.index.map(Colormap::lut);
+    let band = |layer: u32, i: usize| {
+        bands
+            .get(layer as usize)
+            .and_then(|b| b.get(i))
+            .copied()
+            .unwrap_or(f32::NAN)
+    };
     for y in 0..height {
         for x in 0..width {
             match view.texel_at(x, y, tex_width, tex_height) {
                 Some((tx, ty)) => {
                     let i = ty as usize * tex_width as usize + tx as usize;
+                    if let Some(lut) = &lut {
+                        let a = band(composite.channels[0], i);
+                        let b = band(composite.channels[1], i);
+                        let rgb = match normalized_difference(a, b) {
+                            Some(v) => lut[lut_index(v, composite.min[0], composite.max[0])],
+                            None => INDEX_INVALID_RGB,
+                        };
+                        out.extend_from_slice(&rgb);
+                        out.push(255);
+                        continue;
+                    }
                     for c in 0..3 {
-                        let value = bands
-                            .get(composite.channels[c] as usize)
-                            .and_then(|b| b.get(i))
-                            .copied()
-                            .unwrap_or(f32::NAN);
+                        let value = band(composite.channels[c], i);
                         out.push(stretch_u8(
                             value,
                             composite.min[c],
@@ -228,6 +264,7 @@ mod tests {
             min: [0.0, 0.0, 10.0],
             max: [30.0, 10.0, 20.0],
             gamma: [1.0; 3],
+            index: None,
         };
         let view = View::fit(2, 2, 4, 2);
         // 2x2 texture in a 4x2 canvas: one column of background each side.
@@ -237,5 +274,23 @@ mod tests {
         assert_eq!(&px[8..12], &[85, 128, 0, 255]);
         assert_eq!(&px[20..24], &[170, 128, 255, 255]);
         assert_eq!(&px[28..32], &BACKGROUND_RGBA8);
+    }
+
+    #[test]
+    fn cpu_render_of_an_index() {
+        let nir = [3000.0, 1000.0, 0.0, 2000.0];
+        let red = [1000.0, 3000.0, 0.0, 2000.0];
+        let comp = Composite::index(0, 1, Colormap::BrownGreen);
+        let view = View::fit(2, 2, 2, 2);
+        let px = render_cpu(&[&nir, &red], 2, 2, &comp, &view, 2, 2);
+        let lut = Colormap::BrownGreen.lut();
+        assert_eq!(&px[0..3], &lut[192]);
+        assert_eq!(&px[4..7], &lut[64]);
+        assert_eq!(&px[8..11], &INDEX_INVALID_RGB);
+        assert_eq!(&px[12..15], &lut[128]);
+        assert_eq!(
+            &px[0..3],
+            &index_u8(3000.0, 1000.0, -1.0, 1.0, Colormap::BrownGreen)
+        );
     }
 }

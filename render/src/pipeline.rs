@@ -5,18 +5,22 @@
 //! (read back with [`ImageryPipeline::read_back`], for headless tests and for checking WebGPU
 //! output without presenting).
 
+use std::cell::Cell;
 use std::sync::{Arc, Mutex};
 
 use bytemuck::{Pod, Zeroable};
 
 use crate::error::RenderError;
-use crate::{Composite, View};
+use crate::{Colormap, Composite, LUT_SIZE, View};
 
 /// The WGSL source of the imagery shader (vertex `vs_main`, fragment `fs_main`).
 pub const IMAGERY_WGSL: &str = include_str!("imagery.wgsl");
 
 /// Colour of canvas pixels outside the image: opaque `#1b1f24`.
 pub const BACKGROUND_RGBA8: [u8; 4] = [0x1b, 0x1f, 0x24, 0xff];
+
+/// Size of the colormap uniform: `LUT_SIZE` vec4 of f32.
+const COLORMAP_BYTES: u64 = (LUT_SIZE * 16) as u64;
 
 /// Band texture format: one exact 32-bit float per texel, read with `textureLoad`.
 const BAND_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::R32Float;
@@ -27,7 +31,7 @@ const BAND_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::R32Float;
 struct Params {
     origin: [f32; 2],
     texels_per_pixel: f32,
-    _pad: f32,
+    mode: i32,
     channels: [i32; 4],
     min_value: [f32; 4],
     max_value: [f32; 4],
@@ -43,7 +47,7 @@ impl Params {
         Params {
             origin: [view.origin_x, view.origin_y],
             texels_per_pixel: view.texels_per_pixel,
-            _pad: 0.0,
+            mode: i32::from(c.index.is_some()),
             channels: [layer(0), layer(1), layer(2), 0],
             min_value: [c.min[0], c.min[1], c.min[2], 0.0],
             max_value: [c.max[0], c.max[1], c.max[2], 1.0],
@@ -51,6 +55,15 @@ impl Params {
             background: BACKGROUND_RGBA8.map(|b| f32::from(b) / 255.0),
         }
     }
+}
+
+/// The colormap uniform of `imagery.wgsl` (`Colormap`): rgb in `[0, 1]`, w 1.
+fn colormap_uniform(colormap: Colormap) -> Vec<[f32; 4]> {
+    colormap
+        .lut()
+        .iter()
+        .map(|c| [c[0], c[1], c[2], 255].map(|v| f32::from(v) / 255.0))
+        .collect()
 }
 
 /// The bands on the GPU.
@@ -86,6 +99,10 @@ pub struct ImageryPipeline {
     pipeline: wgpu::RenderPipeline,
     layout: wgpu::BindGroupLayout,
     params: wgpu::Buffer,
+    /// Lookup table of index mode (`LUT_SIZE` vec4), written when the colormap changes.
+    colormap: wgpu::Buffer,
+    /// Colormap now in `colormap`.
+    colormap_loaded: Cell<Option<Colormap>>,
     bands: Option<BandTexture>,
 }
 
@@ -117,6 +134,16 @@ impl ImageryPipeline {
                         sample_type: wgpu::TextureSampleType::Float { filterable: false },
                         view_dimension: wgpu::TextureViewDimension::D2Array,
                         multisampled: false,
+                    },
+                    count: None,
+                },
+                wgpu::BindGroupLayoutEntry {
+                    binding: 2,
+                    visibility: wgpu::ShaderStages::FRAGMENT,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: false,
+                        min_binding_size: wgpu::BufferSize::new(COLORMAP_BYTES),
                     },
                     count: None,
                 },
@@ -158,11 +185,19 @@ impl ImageryPipeline {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
+        let colormap = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("albedo colormap"),
+            size: COLORMAP_BYTES,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
         ImageryPipeline {
             format,
             pipeline,
             layout,
             params,
+            colormap,
+            colormap_loaded: Cell::new(None),
             bands: None,
         }
     }
@@ -253,6 +288,10 @@ impl ImageryPipeline {
                         binding: 1,
                         resource: wgpu::BindingResource::TextureView(&view),
                     },
+                    wgpu::BindGroupEntry {
+                        binding: 2,
+                        resource: self.colormap.as_entire_binding(),
+                    },
                 ],
             });
             self.bands = Some(BandTexture {
@@ -321,6 +360,16 @@ impl ImageryPipeline {
         }
         if composite.gamma.iter().any(|g| !(g.is_finite() && *g > 0.0)) {
             return Err(RenderError::Gamma(composite.gamma));
+        }
+        if let Some(map) = composite.index
+            && self.colormap_loaded.get() != Some(map)
+        {
+            queue.write_buffer(
+                &self.colormap,
+                0,
+                bytemuck::cast_slice(&colormap_uniform(map)),
+            );
+            self.colormap_loaded.set(Some(map));
         }
         queue.write_buffer(
             &self.params,
@@ -575,6 +624,7 @@ mod tests {
                 min: [0.0; 3],
                 max: [1.0; 3],
                 gamma: [1.0; 3],
+                index: None,
             },
             &View {
                 origin_x: 0.0,
@@ -584,5 +634,27 @@ mod tests {
         );
         let bytes = p.background.map(|c| (c * 255.0).round() as u8);
         assert_eq!(bytes, [27, 31, 36, 255]);
+    }
+
+    #[test]
+    fn colormap_uniform_matches_the_wgsl_layout() {
+        let module = wgpu::naga::front::wgsl::parse_str(IMAGERY_WGSL).expect("WGSL parses");
+        let (_, global) = module
+            .global_variables
+            .iter()
+            .find(|(_, g)| g.name.as_deref() == Some("colormap"))
+            .expect("colormap uniform");
+        let mut layouter = wgpu::naga::proc::Layouter::default();
+        layouter
+            .update(module.to_ctx())
+            .expect("layout of WGSL types");
+        assert_eq!(u64::from(layouter[global.ty].size), COLORMAP_BYTES);
+        let u = colormap_uniform(Colormap::Blues);
+        assert_eq!(u.len(), LUT_SIZE);
+        // Bytes come back exact through a Unorm target: round(c / 255 * 255) == c.
+        assert_eq!(
+            u[0].map(|v| (v * 255.0).round() as u8),
+            [247, 251, 255, 255]
+        );
     }
 }
