@@ -62,7 +62,7 @@ fn build_direct(dist: &Path, wasm_opt: &Path) -> Result<()> {
         ]),
         "building the browser app (wasm32, wasm-release profile)",
     )?;
-    let wasm = target_dir().join("wasm32-unknown-unknown/wasm-release/albedo_frontend.wasm");
+    let wasm = target_dir().join("wasm32-unknown-unknown/wasm-release/albedo-frontend.wasm");
     if dist.exists() {
         std::fs::remove_dir_all(dist).with_context(|| format!("clearing {}", dist.display()))?;
     }
