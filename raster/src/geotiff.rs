@@ -544,12 +544,7 @@ impl GeoTiff {
         };
         if !sorted_inside(cols, lvl.width) || !sorted_inside(rows, lvl.height) {
             return Err(RasterError::WindowOutside {
-                window: Window {
-                    x: cols.first().copied().unwrap_or(0),
-                    y: rows.first().copied().unwrap_or(0),
-                    width: cols.last().map_or(0, |l| l + 1),
-                    height: rows.last().map_or(0, |l| l + 1),
-                },
+                window: Window::spanned_by(cols, rows),
                 width: lvl.width,
                 height: lvl.height,
             });

@@ -59,6 +59,22 @@ pub struct Window {
 }
 
 impl Window {
+    /// The window spanned by sampled column and row indices (used to report a read whose
+    /// indices fall outside a raster): from the first index to the last, inclusive.
+    pub(crate) fn spanned_by(cols: &[u32], rows: &[u32]) -> Window {
+        let span = |v: &[u32]| match (v.first(), v.last()) {
+            (Some(&first), Some(&last)) => (first, last.saturating_add(1).saturating_sub(first)),
+            _ => (0, 0),
+        };
+        let ((x, width), (y, height)) = (span(cols), span(rows));
+        Window {
+            x,
+            y,
+            width,
+            height,
+        }
+    }
+
     /// The whole of a `width` x `height` raster.
     pub fn full(width: u32, height: u32) -> Window {
         Window {

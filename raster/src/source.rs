@@ -189,12 +189,7 @@ impl BandSource {
         let inside = |v: &[u32], limit: u32| v.iter().all(|&i| i < limit);
         if !inside(cols, p.width) || !inside(rows, p.height) {
             return Err(RasterError::WindowOutside {
-                window: Window {
-                    x: cols.first().copied().unwrap_or(0),
-                    y: rows.first().copied().unwrap_or(0),
-                    width: cols.last().map_or(0, |l| l + 1),
-                    height: rows.last().map_or(0, |l| l + 1),
-                },
+                window: Window::spanned_by(cols, rows),
                 width: p.width,
                 height: p.height,
             });
