@@ -43,8 +43,16 @@ fn png_err(path: &Path, e: png::DecodingError) -> RasterError {
     }
 }
 
-/// Width, height and channel names' count of a PNG, from its header only (no pixel decoding).
-pub fn png_info(path: &Path) -> Result<(u32, u32, u16), RasterError> {
+/// An 8-bit PNG opened past its header (palette expanded), with its output colour type.
+fn png_reader(
+    path: &Path,
+) -> Result<
+    (
+        png::Reader<std::io::BufReader<std::fs::File>>,
+        png::ColorType,
+    ),
+    RasterError,
+> {
     let file = std::fs::File::open(path).map_err(|source| RasterError::Io {
         path: path.to_path_buf(),
         source,
@@ -59,6 +67,12 @@ pub fn png_info(path: &Path) -> Result<(u32, u32, u16), RasterError> {
             what: format!("PNG of {depth:?} bits per sample (only 8-bit is read)"),
         });
     }
+    Ok((reader, color))
+}
+
+/// Width, height and channel names' count of a PNG, from its header only (no pixel decoding).
+pub fn png_info(path: &Path) -> Result<(u32, u32, u16), RasterError> {
+    let (reader, color) = png_reader(path)?;
     let info = reader.info();
     Ok((info.width, info.height, color.samples() as u16))
 }
@@ -66,20 +80,7 @@ pub fn png_info(path: &Path) -> Result<(u32, u32, u16), RasterError> {
 impl PngPixels {
     /// Decodes the whole PNG (palette expanded; must be 8 bits per sample).
     pub fn open(path: &Path) -> Result<PngPixels, RasterError> {
-        let file = std::fs::File::open(path).map_err(|source| RasterError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
-        decoder.set_transformations(png::Transformations::EXPAND);
-        let mut reader = decoder.read_info().map_err(|e| png_err(path, e))?;
-        let (color, depth) = reader.output_color_type();
-        if depth != png::BitDepth::Eight {
-            return Err(RasterError::Unsupported {
-                path: path.to_path_buf(),
-                what: format!("PNG of {depth:?} bits per sample (only 8-bit is read)"),
-            });
-        }
+        let (mut reader, color) = png_reader(path)?;
         let size = reader
             .output_buffer_size()
             .ok_or_else(|| RasterError::Corrupt {
