@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -13,10 +14,11 @@ use tower_http::services::{ServeDir, ServeFile};
 
 use albedo_shared::api::Health;
 
+use crate::engine::Engine;
 use crate::error::BackendError;
 use crate::store::Store;
 use crate::workers::WorkerRegistry;
-use crate::{auth, catalog, stac, workers};
+use crate::{auth, catalog, datasets, experiments, models, serving, stac, workers};
 
 /// Server configuration.
 #[derive(Debug, Clone)]
@@ -26,6 +28,24 @@ pub struct Config {
     pub static_dir: Option<PathBuf>,
     /// Seconds between worker heartbeats.
     pub heartbeat_interval_secs: u32,
+    /// How long the leases of a worker that is gone wait for it to reconnect before its
+    /// trials go back to the queue; `None`: three heartbeat intervals.
+    pub lease_grace: Option<Duration>,
+    /// Folders under which `POST /api/ingest` may read server-side files
+    /// (`{"paths": [...]}`); empty disables that (STAC bodies are still accepted).
+    pub ingest_roots: Vec<PathBuf>,
+    /// Decoded tiles and built overview tiles of `/api/products/{id}/tiles`, shared by all
+    /// requests; bounded in bytes.
+    pub tile_cache: crate::catalog::TileCache,
+}
+
+impl Config {
+    /// The lease grace period in effect.
+    pub fn lease_grace(&self) -> Duration {
+        self.lease_grace.unwrap_or(Duration::from_secs(
+            3 * u64::from(self.heartbeat_interval_secs.max(1)),
+        ))
+    }
 }
 
 impl Default for Config {
@@ -33,6 +53,9 @@ impl Default for Config {
         Config {
             static_dir: None,
             heartbeat_interval_secs: 5,
+            lease_grace: None,
+            ingest_roots: Vec::new(),
+            tile_cache: crate::catalog::TileCache::default(),
         }
     }
 }
@@ -44,18 +67,30 @@ pub struct AppState {
     pub store: Store,
     /// Connected workers.
     pub workers: Arc<WorkerRegistry>,
+    /// The experiment engine.
+    pub engine: Engine,
+    /// Models loaded for online serving.
+    pub models: Arc<crate::serving::ModelCache>,
     /// Configuration.
     pub config: Arc<Config>,
 }
 
 impl AppState {
-    /// State over `store` with `config`.
-    pub fn new(store: Store, config: Config) -> Self {
-        AppState {
+    /// State over `store` with `config`; starts the experiment engine, which resumes the
+    /// experiments that were running.
+    pub fn new(store: Store, config: Config) -> Result<Self, BackendError> {
+        let engine = Engine::start(store.path(), config.lease_grace())?;
+        store.with_conn(|c| {
+            c.execute_batch(models::SCHEMA)?;
+            Ok(c.execute_batch(serving::SCHEMA)?)
+        })?;
+        Ok(AppState {
             store,
             workers: Arc::new(WorkerRegistry::default()),
+            engine,
+            models: Arc::default(),
             config: Arc::new(config),
-        }
+        })
     }
 }
 
@@ -88,7 +123,12 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/health", get(health))
         .merge(catalog::routes())
+        .merge(crate::ingest::routes())
         .merge(workers::routes())
+        .merge(experiments::routes())
+        .merge(datasets::routes())
+        .merge(models::routes())
+        .merge(serving::routes())
         .fallback(api_not_found);
     let app = Router::new()
         .nest("/api", api)
@@ -113,7 +153,14 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
     let app = router(state);
+    // Small messages (worker orders, reports) must not wait for Nagle's algorithm.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

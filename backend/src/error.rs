@@ -75,9 +75,43 @@ impl BackendError {
             BackendError::Raster(e) if e.is_bad_request() => {
                 (StatusCode::BAD_REQUEST, "bad_request")
             }
+            BackendError::Raster(e) if e.is_not_found() => (StatusCode::NOT_FOUND, "not_found"),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
+}
+
+impl From<albedo_tuning::TuningError> for BackendError {
+    fn from(e: albedo_tuning::TuningError) -> Self {
+        BackendError::bad_request(e.field(), e.reason())
+    }
+}
+
+/// Parses a JSON request body of at most `max_bytes`: an error names the path of the
+/// offending field (`params[0].low`, `max_trials`), or `body` when the JSON itself is broken.
+pub fn parse_json_body<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    max_bytes: usize,
+) -> Result<T, BackendError> {
+    if body.len() > max_bytes {
+        return Err(BackendError::bad_request(
+            "body",
+            format!("at most {max_bytes} bytes are accepted here"),
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if matches!(path.as_str(), "" | "." | "?") {
+            "body".to_string()
+        } else {
+            path
+        };
+        BackendError::bad_request(field, e.into_inner().to_string())
+    })?;
+    de.end()
+        .map_err(|e| BackendError::bad_request("body", e.to_string()))?;
+    Ok(value)
 }
 
 impl IntoResponse for BackendError {
@@ -86,9 +120,14 @@ impl IntoResponse for BackendError {
         if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         }
+        let field = match &self {
+            BackendError::BadRequest { field, .. } => Some(field.clone()),
+            _ => None,
+        };
         let body = ErrorBody {
             code: code.to_string(),
             message: self.to_string(),
+            field,
         };
         (status, Json(body)).into_response()
     }

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use albedo_backend::ingest::{IngestOptions, ingest_paths};
-use albedo_backend::store::Store;
+use albedo_backend::store::{Store, TokenScope};
 use albedo_backend::{AppState, Config, run};
 
 /// Albedo: a workbench for machine learning on Copernicus Sentinel data.
@@ -36,13 +36,25 @@ enum Command {
         /// build one; the APIs work either way.
         #[arg(long = "static")]
         static_dir: Option<PathBuf>,
+        /// A folder whose files `POST /api/ingest` may ingest by path (repeatable). Without
+        /// one, HTTP ingest accepts STAC documents only.
+        #[arg(long = "ingest-root", value_name = "DIR")]
+        ingest_roots: Vec<PathBuf>,
+        /// Seconds between worker heartbeats; a worker silent for three of them is gone.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=3600))]
+        heartbeat_secs: u32,
+        /// Seconds the trials of a gone worker wait for it to reconnect before they are
+        /// re-run elsewhere (default: three heartbeats).
+        #[arg(long)]
+        lease_grace_secs: Option<f64>,
     },
     /// Load products into the data folder's catalog, whether or not a server is running.
     ///
-    /// Each PATH is a STAC Item / FeatureCollection / newline-delimited file (.json,
-    /// .geojson, .ndjson), a GeoTIFF, a product folder of band GeoTIFFs (with an optional
-    /// metadata.json), or a folder of those. All paths are read first, then written in one
-    /// transaction: on any error nothing is ingested. Ingesting a product again updates it.
+    /// Each PATH is a STAC Item / FeatureCollection / Collection / newline-delimited file
+    /// (.json, .geojson, .ndjson), a GeoTIFF, a product folder of band GeoTIFFs (with an
+    /// optional metadata.json), or a folder of those. All paths are read and checked first
+    /// (errors name the JSON field or byte offset), then written in one transaction: on any
+    /// error nothing is ingested. Ingesting a product again updates it.
     Ingest {
         /// Data folder holding the store.
         #[arg(long, default_value = "./albedo-data", env = "ALBEDO_DATA")]
@@ -63,8 +75,11 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum TokenCommand {
-    /// Create a worker token (replacing any of the same name) and print it once.
+    /// Create a token (replacing any of the same scope and name) and print it once.
     Create {
+        /// What it may do: `worker` connects workers, `user` changes things via the API.
+        #[arg(long, value_enum, default_value_t = Scope::Worker)]
+        scope: Scope,
         /// Data folder holding the store.
         #[arg(long, default_value = "./albedo-data", env = "ALBEDO_DATA")]
         data: PathBuf,
@@ -72,6 +87,12 @@ enum TokenCommand {
         #[arg(long, default_value = "local")]
         name: String,
     },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Scope {
+    Worker,
+    User,
 }
 
 async fn shutdown_signal() {
@@ -111,6 +132,9 @@ async fn main() -> anyhow::Result<()> {
             listen,
             data,
             static_dir,
+            ingest_roots,
+            heartbeat_secs,
+            lease_grace_secs,
         } => {
             if let Some(dir) = &static_dir {
                 anyhow::ensure!(
@@ -125,13 +149,31 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("binding {listen}"))?;
             let addr = listener.local_addr()?;
+            for root in &ingest_roots {
+                anyhow::ensure!(
+                    root.is_dir(),
+                    "--ingest-root {}: not a folder",
+                    root.display()
+                );
+            }
+            let lease_grace = match lease_grace_secs {
+                Some(s) if s.is_finite() && (0.0..=86_400.0).contains(&s) => {
+                    Some(std::time::Duration::from_secs_f64(s))
+                }
+                Some(s) => anyhow::bail!("--lease-grace-secs {s}: give 0 to 86400 seconds"),
+                None => None,
+            };
             let config = Config {
                 static_dir,
+                ingest_roots,
+                heartbeat_interval_secs: heartbeat_secs,
+                lease_grace,
                 ..Config::default()
             };
+            let state = AppState::new(store, config).context("starting the experiment engine")?;
             // The one line tools wait for; keep its shape.
             println!("Albedo listening on http://{addr}/");
-            run(listener, AppState::new(store, config), shutdown_signal()).await?;
+            run(listener, state, shutdown_signal()).await?;
         }
         Command::Ingest {
             data,
@@ -150,6 +192,9 @@ async fn main() -> anyhow::Result<()> {
             for (path, why) in &report.skipped {
                 eprintln!("skipped {}: {why}", path.display());
             }
+            if !report.collections.is_empty() {
+                println!("collections: {}", report.collections.join(", "));
+            }
             println!(
                 "ingested {} products ({} with local pixels) into {}",
                 report.products.len(),
@@ -158,11 +203,15 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         Command::Token {
-            command: TokenCommand::Create { data, name },
+            command: TokenCommand::Create { data, name, scope },
         } => {
             let store = Store::open(&data)
                 .with_context(|| format!("opening the store in {}", data.display()))?;
-            println!("{}", store.create_worker_token(&name)?);
+            let scope = match scope {
+                Scope::Worker => TokenScope::Worker,
+                Scope::User => TokenScope::User,
+            };
+            println!("{}", store.create_token(scope, &name)?);
         }
     }
     Ok(())

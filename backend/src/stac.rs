@@ -3,7 +3,9 @@
 //! What it is: STAC API - Core and - Features (OGC API Features) over the catalog store:
 //! `GET /stac`, `/stac/conformance`, `/stac/collections`, `/stac/collections/{id}`,
 //! `/stac/collections/{id}/items` (paged with `limit` and a `next` link) and
-//! `/stac/collections/{id}/items/{item}`. Collections are derived from the items they hold.
+//! `/stac/collections/{id}/items/{item}`. Collections are derived from the items they hold,
+//! completed by their STAC Collection document where one was ingested (see
+//! [`crate::ingest`]); a collection ingested as a document alone is listed with no items.
 //! `GET /stac/api` describes it all in OpenAPI 3.0 (the landing page's `service-desc`).
 //! STAC API - Item Search with the Sort and Query extensions: `GET` and `POST /stac/search`
 //! (parameters and their meaning in [`crate::search`]); results are paged by `next` links
@@ -12,6 +14,7 @@
 //! What it is not (yet): the Filter (CQL2), Fields and Transaction extensions; conformance
 //! lists only what is implemented here.
 
+use albedo_shared::rasterwire;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, RawQuery, State};
@@ -159,8 +162,11 @@ async fn conformance() -> Json<Value> {
     Json(json!({ "conformsTo": CONFORMS_TO }))
 }
 
-fn collection_json(b: &str, c: &CollectionSummary) -> Value {
-    json!({
+/// A collection as served: what its items say (count, extent), completed by its ingested
+/// Collection document where there is one (title, description, license, keywords, providers,
+/// summaries and its non-navigation links; its extent when it has no items here).
+fn collection_json(b: &str, c: &CollectionSummary, stored: Option<&Value>) -> Value {
+    let mut out = json!({
         "type": "Collection",
         "id": c.id,
         "stac_version": STAC_VERSION,
@@ -176,7 +182,73 @@ fn collection_json(b: &str, c: &CollectionSummary) -> Value {
             link("parent", b.to_string(), "application/json"),
             link("items", format!("{b}/collections/{}/items", c.id), "application/geo+json"),
         ],
-    })
+    });
+    if let Some(Value::Object(doc)) = stored {
+        // Not `stac_extensions` (nor the fields only an extension defines): a client that
+        // validates the collection would have to fetch those extensions' schemas.
+        for key in [
+            "title",
+            "description",
+            "license",
+            "keywords",
+            "providers",
+            "summaries",
+        ] {
+            if let Some(v) = doc.get(key) {
+                out[key] = v.clone();
+            }
+        }
+        if c.items == 0
+            && let Some(extent) = doc.get("extent")
+        {
+            out["extent"] = extent.clone();
+        }
+        let extra = doc
+            .get("links")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|l| {
+                !matches!(
+                    l["rel"].as_str(),
+                    Some("self" | "root" | "parent" | "items" | "child" | "collection")
+                )
+            })
+            .cloned();
+        if let Some(links) = out["links"].as_array_mut() {
+            links.extend(extra);
+        }
+    }
+    out
+}
+
+/// Every collection: those with items, and those only ingested as documents; with their
+/// documents.
+fn all_collections(
+    s: &crate::store::Store,
+) -> Result<Vec<(CollectionSummary, Option<Value>)>, BackendError> {
+    let mut docs: std::collections::BTreeMap<String, Value> =
+        s.stored_collections()?.into_iter().collect();
+    let mut out: Vec<(CollectionSummary, Option<Value>)> = s
+        .collections()?
+        .into_iter()
+        .map(|c| {
+            let doc = docs.remove(&c.id);
+            (c, doc)
+        })
+        .collect();
+    out.extend(docs.into_iter().map(|(id, doc)| {
+        let summary = CollectionSummary {
+            id,
+            items: 0,
+            bbox: None,
+            start: None,
+            end: None,
+        };
+        (summary, Some(doc))
+    }));
+    out.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+    Ok(out)
 }
 
 async fn collections(
@@ -184,9 +256,9 @@ async fn collections(
     headers: HeaderMap,
 ) -> Result<Json<Value>, BackendError> {
     let b = base(&headers);
-    let cs = state.store.call(|s| s.collections()).await?;
+    let cs = state.store.call(all_collections).await?;
     Ok(Json(json!({
-        "collections": cs.iter().map(|c| collection_json(&b, c)).collect::<Vec<_>>(),
+        "collections": cs.iter().map(|(c, d)| collection_json(&b, c, d.as_ref())).collect::<Vec<_>>(),
         "links": [
             link("self", format!("{b}/collections"), "application/json"),
             link("root", b.clone(), "application/json"),
@@ -194,13 +266,16 @@ async fn collections(
     })))
 }
 
-async fn find_collection(state: &AppState, id: String) -> Result<CollectionSummary, BackendError> {
+async fn find_collection(
+    state: &AppState,
+    id: String,
+) -> Result<(CollectionSummary, Option<Value>), BackendError> {
     state
         .store
         .call(move |s| {
-            s.collections()?
+            all_collections(s)?
                 .into_iter()
-                .find(|c| c.id == id)
+                .find(|(c, _)| c.id == id)
                 .ok_or_else(|| BackendError::not_found(format!("collection '{id}'")))
         })
         .await
@@ -211,8 +286,8 @@ async fn collection(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, BackendError> {
-    let c = find_collection(&state, id).await?;
-    Ok(Json(collection_json(&base(&headers), &c)))
+    let (c, doc) = find_collection(&state, id).await?;
+    Ok(Json(collection_json(&base(&headers), &c, doc.as_ref())))
 }
 
 async fn items(
@@ -222,7 +297,7 @@ async fn items(
     headers: HeaderMap,
 ) -> Result<Response, BackendError> {
     let (limit, offset) = page.resolve(DEFAULT_LIMIT, MAX_LIMIT)?;
-    let c = find_collection(&state, id.clone()).await?;
+    let (c, _) = find_collection(&state, id.clone()).await?;
     let cid = id.clone();
     let features = state
         .store
@@ -309,10 +384,76 @@ fn localize_item(b: &str, mut item: Value) -> Value {
         link("parent", col.clone(), "application/json"),
         link("collection", col, "application/json"),
     ]);
+    let local = localize_assets(b, &id, &mut item);
     if let Some(obj) = item.as_object_mut() {
         obj.insert("links".into(), Value::Array(links));
     }
+    if let Some(props) = item["properties"].as_object_mut() {
+        props.insert(
+            "albedo:pixels".into(),
+            Value::from(if local { "local" } else { "remote" }),
+        );
+    }
     item
+}
+
+/// Percent-encodes everything but unreserved characters (RFC 3986).
+fn url_component(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Assets whose files are on this server (ingested from local files: their hrefs are paths
+/// on its disk) are served through the raster API instead, and get a thumbnail; the server's
+/// paths never leave it. Returns whether the item had any.
+fn localize_assets(b: &str, id: &str, item: &mut Value) -> bool {
+    let origin = b.strip_suffix("/stac").unwrap_or(b);
+    let product = format!("{origin}/api/products/{}", url_component(id));
+    let Some(assets) = item["assets"].as_object_mut() else {
+        return false;
+    };
+    let mut local = false;
+    for (key, asset) in assets.iter_mut() {
+        let Some(href) = asset["href"].as_str() else {
+            continue;
+        };
+        if !(href.starts_with('/') || href.starts_with("file:")) {
+            continue;
+        }
+        local = true;
+        let names: Vec<String> = asset["eo:bands"]
+            .as_array()
+            .map(|bands| {
+                bands
+                    .iter()
+                    .filter_map(|band| band["name"].as_str().map(url_component))
+                    .collect()
+            })
+            .filter(|names: &Vec<String>| !names.is_empty())
+            .unwrap_or_else(|| vec![url_component(key)]);
+        if let Some(a) = asset.as_object_mut() {
+            a.insert(
+                "href".into(),
+                Value::from(format!("{product}/raster?bands={}", names.join(","))),
+            );
+            a.insert("type".into(), Value::from(rasterwire::MEDIA_TYPE));
+        }
+    }
+    if local {
+        assets.insert(
+            "thumbnail".into(),
+            json!({"href": format!("{product}/quicklook.png"), "type": "image/png",
+                   "roles": ["thumbnail"], "title": "Quick-look"}),
+        );
+    }
+    local
 }
 
 /// The ItemCollection answer of a search; `next` is the link to the following page, if any.

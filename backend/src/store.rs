@@ -1,7 +1,9 @@
 //! The embedded store: one SQLite file in WAL mode inside the data folder.
 //!
 //! What it is: the products of the catalog (each as its STAC item, the derived
-//! [`Product`], and where its local band files are) and the hashed worker tokens.
+//! [`Product`], and where its local band files are), ingested STAC Collection documents
+//! (metadata only: extents and counts come from the items) and the hashed API tokens
+//! (worker and user scopes).
 //! Several processes may open the same file (`albedo serve` and `albedo ingest` at once):
 //! WAL mode plus a busy timeout serialise their writes.
 //!
@@ -20,8 +22,15 @@
 //! `search_bbox`, an R*Tree of bboxes keyed `2 * key + part`, where an item whose bbox
 //! crosses the antimeridian has two parts; `search_meta.max_span`, the longest
 //! `dt_end - dt_start` of any item, lets a time query bound its `dt_start` range from both
-//! sides. Stores made before these tables are indexed when
-//! opened.
+//! sides. `search_counts` keeps the number of items per collection, so that a search
+//! filtered by collection alone (or by nothing) counts its matches without a scan; sorting
+//! by cloud cover walks `(collection, cloud_cover, id)` or `(cloud_cover, id)` instead of
+//! sorting the matches. `search_meta.max_skew`, the furthest any item's `dt` lies outside
+//! its `dt_start..dt_end`, lets a time query bound `dt` as well, so that a walk of the time
+//! index in order reads only the queried interval. A `bbox` takes its candidates from the
+//! R*Tree unless the R*Tree says it covers an eighth of the items or more, or its time or
+//! cloud-cover range selects fewer rows (capped counts decide); then every candidate row is
+//! tested exactly instead. Stores made before these tables are indexed when opened.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -65,15 +74,22 @@ CREATE INDEX IF NOT EXISTS search_items_dt_start ON search_items (dt_start, dt_e
 CREATE INDEX IF NOT EXISTS search_items_collection_dt
     ON search_items (collection, dt, id, dt_start, dt_end);
 CREATE TABLE IF NOT EXISTS search_geometry (key INTEGER PRIMARY KEY, geometry TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS search_items_cloud_cover ON search_items (cloud_cover);
+DROP INDEX IF EXISTS search_items_cloud_cover;
+CREATE INDEX IF NOT EXISTS search_items_cloud_id ON search_items (cloud_cover, id);
+CREATE INDEX IF NOT EXISTS search_items_collection_cloud
+    ON search_items (collection, cloud_cover, id);
+CREATE TABLE IF NOT EXISTS search_counts (collection TEXT PRIMARY KEY, n INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS search_items_platform ON search_items (platform);
 CREATE INDEX IF NOT EXISTS search_items_orbit_state ON search_items (orbit_state);
 CREATE VIRTUAL TABLE IF NOT EXISTS search_bbox USING rtree(id, west, east, south, north);
 CREATE TABLE IF NOT EXISTS search_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS worker_tokens (
-    name TEXT PRIMARY KEY,
+CREATE TABLE IF NOT EXISTS collections (id TEXT PRIMARY KEY, stac_json TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tokens (
+    scope TEXT NOT NULL,
+    name TEXT NOT NULL,
     token_sha256 TEXT NOT NULL UNIQUE,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (scope, name)
 );
 ";
 
@@ -119,6 +135,7 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(SCHEMA)?;
+        migrate_worker_tokens(&conn)?;
         backfill_search_index(&mut conn)?;
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
@@ -137,6 +154,24 @@ impl Store {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Runs `f` on the store's connection (for modules with tables of their own, such as
+    /// the experiment engine's).
+    pub(crate) fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, BackendError>,
+    ) -> Result<T, BackendError> {
+        f(&self.lock())
+    }
+
+    /// Runs `f` on the store's connection on a blocking thread; for use from async code.
+    pub(crate) async fn call_conn<T, F>(&self, f: F) -> Result<T, BackendError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, BackendError> + Send + 'static,
+    {
+        self.call(move |s| s.with_conn(f)).await
+    }
+
     /// Runs `f` on a blocking thread with this store; for use from async code.
     pub async fn call<T, F>(&self, f: F) -> Result<T, BackendError>
     where
@@ -149,8 +184,27 @@ impl Store {
 
     /// Inserts or replaces products, all in one transaction.
     pub fn put_products(&self, products: &[StoredProduct]) -> Result<(), BackendError> {
+        self.put_batch(products, &[])
+    }
+
+    /// Inserts or replaces products and STAC Collection documents (`(id, collection)`), all
+    /// in one transaction.
+    pub fn put_batch(
+        &self,
+        products: &[StoredProduct],
+        collections: &[(String, serde_json::Value)],
+    ) -> Result<(), BackendError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
+        {
+            let mut put = tx.prepare(
+                "INSERT INTO collections (id, stac_json) VALUES (?1, ?2)
+                 ON CONFLICT(id) DO UPDATE SET stac_json = excluded.stac_json",
+            )?;
+            for (id, doc) in collections {
+                put.execute(params![id, serde_json::to_string(doc)?])?;
+            }
+        }
         {
             let mut stmt = tx.prepare(
                 "INSERT INTO products (id, collection, datetime, west, south, east, north,
@@ -314,9 +368,22 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Creates (or replaces) the worker token called `name` and returns the secret, which
+    /// The STAC Collection documents ingested, by id.
+    pub fn stored_collections(&self) -> Result<Vec<(String, serde_json::Value)>, BackendError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare("SELECT id, stac_json FROM collections ORDER BY id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, json) = row?;
+            out.push((id, serde_json::from_str(&json)?));
+        }
+        Ok(out)
+    }
+
+    /// Creates (or replaces) the `scope` token called `name` and returns the secret, which
     /// only this call ever sees: the store keeps its SHA-256.
-    pub fn create_worker_token(&self, name: &str) -> Result<String, BackendError> {
+    pub fn create_token(&self, scope: TokenScope, name: &str) -> Result<String, BackendError> {
         use rand::TryRngCore;
         let mut secret = [0u8; 32];
         rand::rngs::OsRng
@@ -325,29 +392,61 @@ impl Store {
                 context: "reading the OS random source".into(),
                 source: std::io::Error::other(e.to_string()),
             })?;
-        let token = format!("albw_{}", hex::encode(secret));
+        let token = format!("{}{}", scope.prefix(), hex::encode(secret));
         let now = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
         self.lock().execute(
-            "INSERT INTO worker_tokens (name, token_sha256, created_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT(name) DO UPDATE SET token_sha256 = excluded.token_sha256,
+            "INSERT INTO tokens (scope, name, token_sha256, created_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(scope, name) DO UPDATE SET token_sha256 = excluded.token_sha256,
                 created_at = excluded.created_at",
-            params![name, sha256_hex(&token), now],
+            params![scope.as_str(), name, sha256_hex(&token), now],
         )?;
         Ok(token)
     }
 
-    /// The name of the worker token `token`, if it is a valid one.
-    pub fn check_worker_token(&self, token: &str) -> Result<Option<String>, BackendError> {
+    /// The name of the `scope` token `token`, if it is a valid one. A token of another scope
+    /// is not valid here.
+    pub fn check_token(
+        &self,
+        scope: TokenScope,
+        token: &str,
+    ) -> Result<Option<String>, BackendError> {
         Ok(self
             .lock()
             .query_row(
-                "SELECT name FROM worker_tokens WHERE token_sha256 = ?1",
-                params![sha256_hex(token)],
+                "SELECT name FROM tokens WHERE token_sha256 = ?1 AND scope = ?2",
+                params![sha256_hex(token), scope.as_str()],
                 |r| r.get(0),
             )
             .optional()?)
+    }
+}
+
+/// What a token lets its holder do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenScope {
+    /// Connect as a worker (`/api/workers/connect`).
+    Worker,
+    /// Change things through the API (create and cancel experiments, ingest).
+    User,
+}
+
+impl TokenScope {
+    /// Name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenScope::Worker => "worker",
+            TokenScope::User => "user",
+        }
+    }
+
+    /// Prefix of its secrets (so that a leaked token says what it is).
+    pub fn prefix(self) -> &'static str {
+        match self {
+            TokenScope::Worker => "albw_",
+            TokenScope::User => "albu_",
+        }
     }
 }
 
@@ -365,15 +464,23 @@ impl Store {
     /// bbox check, or the geometry test), the time and property columns for the rest.
     pub fn search(&self, p: &SearchParams) -> Result<SearchPage, BackendError> {
         let conn = self.lock();
-        let max_span: i64 = conn
-            .query_row(
-                "SELECT value FROM search_meta WHERE key = 'max_span'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()?
-            .unwrap_or(0);
-        let (where_sql, args) = search_where(p, max_span);
+        let meta = |key: &str| -> Result<i64, BackendError> {
+            Ok(conn
+                .query_row(
+                    "SELECT value FROM search_meta WHERE key = ?1",
+                    params![key],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(0))
+        };
+        let bounds = (meta("max_span")?, meta("max_skew")?);
+        let total = count_all(&conn, None)?;
+        let use_rtree = match (&p.bbox, &p.intersects) {
+            (Some(b), None) => rtree_is_best(&conn, p, b, total, bounds.0)?,
+            _ => true,
+        };
+        let (where_sql, args) = search_where(p, bounds, use_rtree);
         let order: Vec<String> = p
             .sortby
             .iter()
@@ -388,24 +495,28 @@ impl Store {
         let order = order.join(", ");
         let offset = i64::try_from(p.offset).unwrap_or(i64::MAX);
         let Some(geometry) = &p.intersects else {
-            let matched: i64 = conn.query_row(
-                &format!("SELECT COUNT(*) FROM search_items s WHERE {where_sql}"),
-                params_from_iter(args.iter()),
-                |r| r.get(0),
-            )?;
+            let only_collections = p.bbox.is_none()
+                && p.datetime.is_none()
+                && p.ids.as_ref().is_none_or(|i| i.is_empty())
+                && p.query.is_empty();
+            let matched: i64 = if only_collections {
+                count_all(&conn, p.collections.as_deref().filter(|c| !c.is_empty()))?
+            } else {
+                conn.query_row(
+                    &format!("SELECT COUNT(*) FROM search_items s WHERE {where_sql}"),
+                    params_from_iter(args.iter()),
+                    |r| r.get(0),
+                )?
+            };
             // When many items match and the order is by time, walking the time index in
             // order finds a page sooner than sorting every match (SQLite cannot tell).
             let mut hint = "";
-            if p.sortby[0].column == "dt" && matched > 1000 {
-                let total: i64 =
-                    conn.query_row("SELECT COUNT(*) FROM search_items", [], |r| r.get(0))?;
-                if matched.saturating_mul(20) > total {
-                    hint = if p.collections.as_ref().is_some_and(|c| c.len() == 1) {
-                        "INDEXED BY search_items_collection_dt"
-                    } else {
-                        "INDEXED BY search_items_dt"
-                    };
-                }
+            if p.sortby[0].column == "dt" && matched > 1000 && matched.saturating_mul(20) > total {
+                hint = if p.collections.as_ref().is_some_and(|c| c.len() == 1) {
+                    "INDEXED BY search_items_collection_dt"
+                } else {
+                    "INDEXED BY search_items_dt"
+                };
             }
             // The page's ids from the index alone (skipping `offset` rows is cheap there),
             // then their documents.
@@ -461,7 +572,15 @@ impl Store {
 }
 
 /// The WHERE clause (over `search_items s`) and its arguments for a search.
-fn search_where(p: &SearchParams, max_span: i64) -> (String, Vec<SqlValue>) {
+/// `use_rtree`: whether a `bbox` filter takes its candidates from the R*Tree (a narrow box)
+/// or only tests every row exactly (a broad one, where most rows match).
+/// `max_span` and `max_skew` are the `search_meta` bounds that let a time query bound `dt`
+/// (the sort key) too.
+fn search_where(
+    p: &SearchParams,
+    (max_span, max_skew): (i64, i64),
+    use_rtree: bool,
+) -> (String, Vec<SqlValue>) {
     let mut conds: Vec<String> = vec!["1".into()];
     let mut args: Vec<SqlValue> = Vec::new();
     let list = |args: &mut Vec<SqlValue>, values: Vec<SqlValue>| -> String {
@@ -479,6 +598,10 @@ fn search_where(p: &SearchParams, max_span: i64) -> (String, Vec<SqlValue>) {
         let mut subs = Vec::new();
         let mut exact = Vec::new();
         for [w, s, e, n] in &boxes {
+            exact.push((*w, *s, *e, *n));
+            if !use_rtree && p.intersects.is_none() {
+                continue;
+            }
             subs.push(
                 "SELECT id >> 1 FROM search_bbox WHERE west <= ? AND east >= ? AND south <= ? \
                  AND north >= ?",
@@ -489,9 +612,10 @@ fn search_where(p: &SearchParams, max_span: i64) -> (String, Vec<SqlValue>) {
                 SqlValue::Real(*n),
                 SqlValue::Real(*s),
             ]);
-            exact.push((*w, *s, *e, *n));
         }
-        conds.push(format!("s.key IN ({})", subs.join(" UNION ")));
+        if !subs.is_empty() {
+            conds.push(format!("s.key IN ({})", subs.join(" UNION ")));
+        }
         if p.bbox.is_some() {
             let mut ors = Vec::new();
             for (w, s, e, n) in exact {
@@ -511,10 +635,19 @@ fn search_where(p: &SearchParams, max_span: i64) -> (String, Vec<SqlValue>) {
             conds.push("s.dt_end >= ? AND s.dt_start >= ?".into());
             args.push(SqlValue::Integer(start));
             args.push(SqlValue::Integer(start.saturating_sub(max_span)));
+            // `dt` lies within `max_skew` of [dt_start, dt_end]: a range of the `dt` index
+            // holds every match, so a walk of it in time order stops at the interval's end.
+            conds.push("s.dt >= ?".into());
+            args.push(SqlValue::Integer(
+                start.saturating_sub(max_span).saturating_sub(max_skew),
+            ));
         }
         if let Some(end) = end {
-            conds.push("s.dt_start <= ?".into());
+            conds.push("s.dt_start <= ? AND s.dt <= ?".into());
             args.push(SqlValue::Integer(end));
+            args.push(SqlValue::Integer(
+                end.saturating_add(max_span).saturating_add(max_skew),
+            ));
         }
     }
     if let Some(c) = p.collections.as_ref().filter(|c| c.len() == 1) {
@@ -587,6 +720,101 @@ fn search_where(p: &SearchParams, max_span: i64) -> (String, Vec<SqlValue>) {
     (conds.join(" AND "), args)
 }
 
+/// Items in the search index: all of them, or those of `collections` (from the
+/// `search_counts` table, which [`index_item`] keeps up to date).
+fn count_all(conn: &Connection, collections: Option<&[String]>) -> Result<i64, BackendError> {
+    let n = match collections {
+        None => conn.query_row("SELECT COALESCE(SUM(n), 0) FROM search_counts", [], |r| {
+            r.get(0)
+        })?,
+        Some(cs) => {
+            let mut stmt =
+                conn.prepare_cached("SELECT n FROM search_counts WHERE collection = ?1")?;
+            let mut sum = 0;
+            let unique: std::collections::BTreeSet<&String> = cs.iter().collect();
+            for c in unique {
+                sum += stmt
+                    .query_row(params![c], |r| r.get::<_, i64>(0))
+                    .optional()?
+                    .unwrap_or(0);
+            }
+            sum
+        }
+    };
+    Ok(n)
+}
+
+/// Whether a bbox query should take its candidates from the R*Tree: not when the bbox
+/// matches so many items (an eighth of them, at least 1000) that testing every row is
+/// cheaper, nor when its time range or cloud-cover range selects fewer rows through their
+/// B-tree indexes (the bbox is then tested exactly on those). Every count stops at the
+/// smallest one found so far, so deciding costs no more than the cheapest plan.
+fn rtree_is_best(
+    conn: &Connection,
+    p: &SearchParams,
+    b: &Bbox,
+    total: i64,
+    max_span: i64,
+) -> Result<bool, BackendError> {
+    let cap = (total / 8).max(1000);
+    let mut found = 0;
+    for [w, s, e, n] in b.parts() {
+        found += conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM search_bbox WHERE west <= ?1 AND east >= ?2
+                 AND south <= ?3 AND north >= ?4 LIMIT ?5)",
+            )?
+            .query_row(params![e, w, n, s, cap], |r| r.get::<_, i64>(0))?;
+    }
+    if found >= cap {
+        return Ok(false);
+    }
+    let capped = |sql: &str, args: Vec<SqlValue>| -> Result<i64, BackendError> {
+        let mut args = args;
+        args.push(SqlValue::Integer(found));
+        Ok(conn
+            .prepare_cached(&format!(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM {sql} LIMIT ?)"
+            ))?
+            .query_row(params_from_iter(args.iter()), |r| r.get(0))?)
+    };
+    if let Some((start, end)) = p.datetime {
+        let lo = start.map_or(i64::MIN, |s| s.saturating_sub(max_span));
+        let hi = end.unwrap_or(i64::MAX);
+        let n = capped(
+            "search_items WHERE dt_start >= ? AND dt_start <= ?",
+            vec![SqlValue::Integer(lo), SqlValue::Integer(hi)],
+        )?;
+        if n < found {
+            return Ok(false);
+        }
+    }
+    for c in &p.query {
+        let (Kind::Number, Operand::One(Scalar::Number(x))) = (c.kind, &c.operand) else {
+            continue;
+        };
+        let op = match c.op {
+            Op::Lt => "<",
+            Op::Lte => "<=",
+            Op::Gt => ">",
+            Op::Gte => ">=",
+            Op::Eq => "=",
+            _ => continue,
+        };
+        if c.column != "cloud_cover" {
+            continue;
+        }
+        let n = capped(
+            &format!("search_items WHERE cloud_cover {op} ?"),
+            vec![SqlValue::Real(*x)],
+        )?;
+        if n < found {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// Writes (or rewrites) the search index rows of one item: its `search_items` row and one
 /// R*Tree row per side of the antimeridian.
 fn index_item(
@@ -597,11 +825,13 @@ fn index_item(
     item: &serde_json::Value,
 ) -> Result<(), BackendError> {
     use serde_json::Value;
-    let old: Option<i64> = conn
-        .prepare_cached("SELECT key FROM search_items WHERE id = ?1")?
-        .query_row(params![id], |r| r.get(0))
+    let old: Option<(i64, String)> = conn
+        .prepare_cached("SELECT key, collection FROM search_items WHERE id = ?1")?
+        .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    if let Some(key) = old {
+    if let Some((key, old_collection)) = old {
+        conn.prepare_cached("UPDATE search_counts SET n = n - 1 WHERE collection = ?1")?
+            .execute(params![old_collection])?;
         conn.prepare_cached("DELETE FROM search_bbox WHERE id BETWEEN ?1 AND ?2")?
             .execute(params![key * 2, key * 2 + 1])?;
         conn.prepare_cached("DELETE FROM search_items WHERE key = ?1")?
@@ -660,6 +890,11 @@ fn index_item(
         polarizations,
     ])?;
     let key = conn.last_insert_rowid();
+    conn.prepare_cached(
+        "INSERT INTO search_counts (collection, n) VALUES (?1, 1)
+         ON CONFLICT(collection) DO UPDATE SET n = n + 1",
+    )?
+    .execute(params![collection])?;
     if let Some(g) = geometry {
         conn.prepare_cached("INSERT INTO search_geometry (key, geometry) VALUES (?1, ?2)")?
             .execute(params![key, g.to_string()])?;
@@ -670,6 +905,14 @@ fn index_item(
              ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)",
         )?
         .execute(params![b.saturating_sub(a).max(0)])?;
+        if let Some(d) = dt {
+            let skew = d.saturating_sub(b).max(a.saturating_sub(d)).max(0);
+            conn.prepare_cached(
+                "INSERT INTO search_meta (key, value) VALUES ('max_skew', ?1)
+                 ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)",
+            )?
+            .execute(params![skew])?;
+        }
     }
     if let Some([w, s, e, n]) = bbox {
         let parts = Bbox {
@@ -696,13 +939,19 @@ fn backfill_search_index(conn: &mut Connection) -> Result<(), BackendError> {
          SELECT 'max_span', COALESCE(MAX(dt_end - dt_start), 0) FROM search_items",
         [],
     )?;
+    conn.execute(
+        "INSERT OR IGNORE INTO search_meta (key, value)
+         SELECT 'max_skew', COALESCE(MAX(MAX(dt - dt_end, dt_start - dt, 0)), 0)
+         FROM search_items",
+        [],
+    )?;
     let missing: i64 = conn.query_row(
         "SELECT (SELECT COUNT(*) FROM products) - (SELECT COUNT(*) FROM search_items)",
         [],
         |r| r.get(0),
     )?;
     if missing == 0 {
-        return Ok(());
+        return recount(conn);
     }
     let tx = conn.transaction()?;
     {
@@ -723,6 +972,26 @@ fn backfill_search_index(conn: &mut Connection) -> Result<(), BackendError> {
         }
     }
     tx.commit()?;
+    recount(conn)
+}
+
+/// Rebuilds `search_counts` where it disagrees with `search_items` (stores made before it).
+fn recount(conn: &Connection) -> Result<(), BackendError> {
+    let (counted, indexed): (i64, i64) = conn.query_row(
+        "SELECT (SELECT COALESCE(SUM(n), 0) FROM search_counts),
+                (SELECT COUNT(*) FROM search_items)",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    if counted != indexed {
+        conn.execute_batch(
+            "BEGIN;
+             DELETE FROM search_counts;
+             INSERT INTO search_counts (collection, n)
+                 SELECT collection, COUNT(*) FROM search_items GROUP BY collection;
+             COMMIT;",
+        )?;
+    }
     Ok(())
 }
 
@@ -752,6 +1021,25 @@ fn json_rows<T: serde::de::DeserializeOwned>(
         out.push(serde_json::from_str(&row?)?);
     }
     Ok(out)
+}
+
+/// Stores made before token scopes kept worker tokens in `worker_tokens`: move them over.
+fn migrate_worker_tokens(conn: &Connection) -> Result<(), BackendError> {
+    let old: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'worker_tokens'",
+        [],
+        |r| r.get(0),
+    )?;
+    if old {
+        conn.execute_batch(
+            "BEGIN;
+             INSERT OR IGNORE INTO tokens (scope, name, token_sha256, created_at)
+                 SELECT 'worker', name, token_sha256, created_at FROM worker_tokens;
+             DROP TABLE worker_tokens;
+             COMMIT;",
+        )?;
+    }
+    Ok(())
 }
 
 fn sha256_hex(s: &str) -> String {

@@ -4,10 +4,11 @@
 //!   protocol of `albedo_shared::protocol`. The first frame must be a `hello` of the same
 //!   protocol version; the server answers `welcome` and registers the worker until its socket
 //!   closes or it stays silent for three heartbeat intervals.
-//! - `GET /api/workers`: the connected workers ([`WorkerInfo`]).
+//! - `GET /api/workers`: the connected workers ([`WorkerInfo`]) and the trials they run.
 //!
-//! What it is not (yet): trial leases and assignment come with the experiment engine; until
-//! then trial reports from a worker are unexpected, logged as warnings and ignored.
+//! Trial reports go to the engine (`crate::engine`) in the order they arrive, and the
+//! engine's orders (assign, continue, stop, ack) go out on the socket. What it is not: no
+//! decisions about trials; this module only moves messages and watches for silence.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -25,6 +26,10 @@ use albedo_shared::protocol::{Device, PROTOCOL_VERSION, ServerMsg, WorkerMsg};
 
 use crate::app::AppState;
 use crate::auth::WorkerIdentity;
+use crate::engine::Cmd;
+
+/// Most slots one worker may offer.
+pub const MAX_SLOTS: u32 = 1024;
 
 #[derive(Debug)]
 struct Entry {
@@ -69,6 +74,7 @@ impl WorkerRegistry {
                 devices: e.devices.clone(),
                 connected_at: e.connected_at.clone(),
                 last_seen_secs_ago: e.last_seen.elapsed().as_secs_f64(),
+                running: Vec::new(),
             })
             .collect();
         out.sort_by(|a, b| a.worker_id.cmp(&b.worker_id));
@@ -113,7 +119,11 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn list(State(state): State<AppState>) -> Json<Vec<WorkerInfo>> {
-    Json(state.workers.list())
+    let mut list = state.workers.list();
+    for w in &mut list {
+        w.running = state.engine.running_on(&w.worker_id);
+    }
+    Json(list)
 }
 
 async fn connect(
@@ -144,14 +154,16 @@ async fn session(state: AppState, identity: WorkerIdentity, mut socket: WebSocke
     let silence_limit = interval * 3;
     // The first frame must be a hello.
     let hello = tokio::time::timeout(silence_limit, socket.recv()).await;
-    let (name, slots, devices) = match hello {
+    let (name, slots, devices, running, jobs) = match hello {
         Ok(Some(Ok(msg))) => match parse(&msg) {
             Some(Ok(WorkerMsg::Hello {
                 protocol_version,
                 name,
                 slots,
                 devices,
-            })) if protocol_version == PROTOCOL_VERSION => (name, slots, devices),
+                running,
+                jobs,
+            })) if protocol_version == PROTOCOL_VERSION => (name, slots, devices, running, jobs),
             Some(Ok(WorkerMsg::Hello {
                 protocol_version, ..
             })) => {
@@ -173,55 +185,76 @@ async fn session(state: AppState, identity: WorkerIdentity, mut socket: WebSocke
         },
         _ => return,
     };
+    if slots == 0 || slots > MAX_SLOTS {
+        let reason = format!("slots must be between 1 and {MAX_SLOTS}, got {slots}");
+        send(&mut socket, &ServerMsg::Shutdown { reason }).await;
+        return;
+    }
     let worker_id = state.workers.register(name.clone(), slots, devices);
     tracing::info!(%worker_id, %name, slots, token = %identity.token_name, "worker connected");
     let welcome = ServerMsg::Welcome {
         worker_id: worker_id.clone(),
         heartbeat_interval_secs: state.config.heartbeat_interval_secs,
     };
-    if send(&mut socket, &welcome).await {
+    let conn = state.engine.next_conn_id();
+    let (tx, mut orders) = tokio::sync::mpsc::unbounded_channel();
+    if send(&mut socket, &welcome).await
+        && state
+            .engine
+            .send(Cmd::Connected {
+                conn,
+                worker_id: worker_id.clone(),
+                name,
+                slots,
+                running,
+                jobs,
+                tx,
+            })
+            .is_ok()
+    {
         loop {
-            match tokio::time::timeout(silence_limit, socket.recv()).await {
-                Err(_) => {
-                    tracing::warn!(%worker_id, "worker silent past its heartbeat limit");
-                    break;
-                }
-                Ok(None | Some(Err(_))) => break,
-                Ok(Some(Ok(msg))) => match parse(&msg) {
-                    Some(Ok(WorkerMsg::Heartbeat)) => state.workers.touch(&worker_id),
-                    Some(Ok(WorkerMsg::Hello { .. })) => {
-                        let reason = "hello sent twice".to_string();
-                        send(&mut socket, &ServerMsg::Shutdown { reason }).await;
+            tokio::select! {
+                order = orders.recv() => match order {
+                    Some(msg) => {
+                        if !send(&mut socket, &msg).await {
+                            break;
+                        }
+                    }
+                    // The engine dropped this connection (it reloaded): the worker
+                    // reconnects and claims its leases again.
+                    None => break,
+                },
+                frame = tokio::time::timeout(silence_limit, socket.recv()) => match frame {
+                    Err(_) => {
+                        tracing::warn!(%worker_id, "worker silent past its heartbeat limit");
                         break;
                     }
-                    // Trial reports (metric, paused, finished, failed, stopped). No trial is
-                    // ever assigned yet: the driver that leases trials and consumes these
-                    // reports comes with the experiment engine's server side. Until then a
-                    // report is unexpected: log it and ignore it (the worker stays connected).
-                    Some(Ok(
-                        report @ (WorkerMsg::Metric { .. }
-                        | WorkerMsg::Paused { .. }
-                        | WorkerMsg::Finished { .. }
-                        | WorkerMsg::Failed { .. }
-                        | WorkerMsg::Stopped { .. }),
-                    )) => {
-                        state.workers.touch(&worker_id);
-                        tracing::warn!(
-                            %worker_id,
-                            lease = ?report.lease(),
-                            "ignoring a trial report: this server assigns no trials yet"
-                        );
-                    }
-                    Some(Err(e)) => {
-                        let reason = format!("bad frame: {e}");
-                        send(&mut socket, &ServerMsg::Shutdown { reason }).await;
-                        break;
-                    }
-                    None => state.workers.touch(&worker_id),
+                    Ok(None | Some(Err(_))) => break,
+                    Ok(Some(Ok(msg))) => match parse(&msg) {
+                        Some(Ok(WorkerMsg::Heartbeat)) => state.workers.touch(&worker_id),
+                        Some(Ok(WorkerMsg::Hello { .. })) => {
+                            let reason = "hello sent twice".to_string();
+                            send(&mut socket, &ServerMsg::Shutdown { reason }).await;
+                            break;
+                        }
+                        Some(Ok(report)) => {
+                            state.workers.touch(&worker_id);
+                            if state.engine.send(Cmd::Report { conn, msg: report }).is_err() {
+                                break;
+                            }
+                        }
+                        Some(Err(e)) => {
+                            let reason = format!("bad frame: {e}");
+                            send(&mut socket, &ServerMsg::Shutdown { reason }).await;
+                            break;
+                        }
+                        None => state.workers.touch(&worker_id),
+                    },
                 },
             }
         }
     }
+    let _ = state.engine.send(Cmd::Gone { conn });
     state.workers.remove(&worker_id);
     tracing::info!(%worker_id, "worker disconnected");
 }

@@ -218,7 +218,7 @@ fn fixture() -> Fixture {
     ingest_paths(&store, &sources(), &options).expect("ingest");
     Fixture {
         _dir: dir,
-        state: AppState::new(store, Config::default()),
+        state: AppState::new(store, Config::default()).expect("state"),
         raw: raw_items(),
     }
 }
@@ -825,7 +825,7 @@ async fn reingest_replaces_index_rows() {
     assert_eq!(count_rows(&store), (0, 0));
     let reopened = Store::open(f._dir.path()).expect("reopen");
     assert_eq!(count_rows(&reopened), before);
-    let state = AppState::new(reopened, Config::default());
+    let state = AppState::new(reopened, Config::default()).expect("state");
     // An S1 item found only through its start/end range (needs the recomputed max span).
     let (_, page) = get(&state, "/stac/search?datetime=2022-11-30T01:44:00Z").await;
     let want = expect(&f.raw, |r| {

@@ -1,12 +1,16 @@
 //! Calls to the backend's JSON and raster API (same origin), through `fetch`.
 
-use albedo_shared::api::ErrorBody;
-use albedo_shared::catalog::{ProductId, ProductList};
+use albedo_shared::api::{
+    AblationReport, ErrorBody, ExperimentSummary, TrialInfo, TrialSeries, WorkerInfo,
+};
+use albedo_shared::catalog::{Product, ProductId, ProductList};
+use albedo_shared::experiment::{ExperimentId, ExperimentSpec};
 use albedo_shared::rasterwire::{RasterHeader, payload_to_f32};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
 use crate::error::FrontendError;
+use crate::search::{SearchPage, parse_item_collection};
 
 /// A window of the product grid, in grid pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,13 +40,199 @@ pub struct Raster {
 
 /// `GET /api/products`: the first page of the catalog (local products first).
 pub async fn fetch_products() -> Result<ProductList, FrontendError> {
-    let response = fetch("/api/products").await?;
-    let text = JsFuture::from(response.text().map_err(js_error)?)
+    let text = fetch_text("/api/products").await?;
+    serde_json::from_str(&text).map_err(|e| FrontendError::Decode(format!("product list: {e}")))
+}
+
+/// `GET /api/products/{id}`: one product, with where its pixels are.
+pub async fn fetch_product(id: &ProductId) -> Result<Product, FrontendError> {
+    let text = fetch_text(&format!("/api/products/{}", encode(&id.0))).await?;
+    serde_json::from_str(&text).map_err(|e| FrontendError::Decode(format!("product {id}: {e}")))
+}
+
+/// The URL of a product's PNG quick-look, longest side `size` pixels.
+pub fn quicklook_url(id: &ProductId, size: u32) -> String {
+    format!("/api/products/{}/quicklook.png?size={size}", encode(&id.0))
+}
+
+/// A collection of the STAC API, as the search form offers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectionInfo {
+    /// Collection id.
+    pub id: String,
+    /// First and last day of its items, where known (`YYYY-MM-DD`).
+    pub days: (Option<String>, Option<String>),
+}
+
+/// `GET /stac/collections`: the collections, sorted by id.
+pub async fn fetch_collections() -> Result<Vec<CollectionInfo>, FrontendError> {
+    let text = fetch_text("/stac/collections").await?;
+    parse_collections(&text)
+}
+
+/// Reads the body of `GET /stac/collections`.
+pub fn parse_collections(text: &str) -> Result<Vec<CollectionInfo>, FrontendError> {
+    let v: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| FrontendError::Decode(format!("collections: {e}")))?;
+    let list = v["collections"]
+        .as_array()
+        .ok_or_else(|| FrontendError::Decode("collections: no `collections` array".into()))?;
+    let day = |x: &serde_json::Value| x.as_str().map(|s| s.get(..10).unwrap_or(s).to_string());
+    let mut out: Vec<CollectionInfo> = list
+        .iter()
+        .filter_map(|c| {
+            let interval = &c["extent"]["temporal"]["interval"][0];
+            Some(CollectionInfo {
+                id: c["id"].as_str()?.to_string(),
+                days: (day(&interval[0]), day(&interval[1])),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}
+
+/// `POST /stac/search` with `body`: one page of results.
+pub async fn search(body: &serde_json::Value) -> Result<SearchPage, FrontendError> {
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_body(&JsValue::from_str(&body.to_string()));
+    let request =
+        web_sys::Request::new_with_str_and_init("/stac/search", &init).map_err(js_error)?;
+    request
+        .headers()
+        .set("Content-Type", "application/json")
+        .map_err(js_error)?;
+    let response = send(&request).await?;
+    let text = response_text(&response).await?;
+    parse_item_collection(&text, body).map_err(FrontendError::Decode)
+}
+
+/// `GET url` decoded from JSON; `what` names the answer in errors.
+pub async fn fetch_json<T: serde::de::DeserializeOwned>(
+    url: &str,
+    what: &str,
+) -> Result<T, FrontendError> {
+    let text = fetch_text(url).await?;
+    serde_json::from_str(&text).map_err(|e| FrontendError::Decode(format!("{what}: {e}")))
+}
+
+/// `POST url` with a JSON body (or none) and the user token as a bearer header: every change
+/// through the API goes here. Returns the answer's text.
+pub async fn post_json(
+    url: &str,
+    body: Option<&serde_json::Value>,
+    token: Option<&str>,
+) -> Result<String, FrontendError> {
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    if let Some(body) = body {
+        init.set_body(&JsValue::from_str(&body.to_string()));
+    }
+    let request = web_sys::Request::new_with_str_and_init(url, &init).map_err(js_error)?;
+    let headers = request.headers();
+    if body.is_some() {
+        headers
+            .set("Content-Type", "application/json")
+            .map_err(js_error)?;
+    }
+    if let Some(t) = token {
+        headers
+            .set("Authorization", &format!("Bearer {t}"))
+            .map_err(js_error)?;
+    }
+    let response = send(&request).await?;
+    response_text(&response).await
+}
+
+/// `GET /api/experiments`.
+pub async fn fetch_experiments() -> Result<Vec<ExperimentSummary>, FrontendError> {
+    fetch_json("/api/experiments", "experiment list").await
+}
+
+/// `GET /api/experiments/{id}`.
+pub async fn fetch_experiment(id: &ExperimentId) -> Result<ExperimentSummary, FrontendError> {
+    fetch_json(&format!("/api/experiments/{}", encode(&id.0)), "experiment").await
+}
+
+/// `GET /api/experiments/{id}/trials`.
+pub async fn fetch_trials(id: &ExperimentId) -> Result<Vec<TrialInfo>, FrontendError> {
+    fetch_json(
+        &format!("/api/experiments/{}/trials", encode(&id.0)),
+        "trials",
+    )
+    .await
+}
+
+/// `GET /api/experiments/{id}/metrics`.
+pub async fn fetch_metrics(id: &ExperimentId) -> Result<Vec<TrialSeries>, FrontendError> {
+    fetch_json(
+        &format!("/api/experiments/{}/metrics", encode(&id.0)),
+        "metrics",
+    )
+    .await
+}
+
+/// `GET /api/experiments/{id}/ablation`.
+pub async fn fetch_ablation(id: &ExperimentId) -> Result<AblationReport, FrontendError> {
+    fetch_json(
+        &format!("/api/experiments/{}/ablation", encode(&id.0)),
+        "ablation",
+    )
+    .await
+}
+
+/// The URL of an experiment's live events (Server-Sent Events).
+pub fn events_url(id: &ExperimentId) -> String {
+    format!("/api/experiments/{}/events", encode(&id.0))
+}
+
+/// `POST /api/experiments` with the user token: the created experiment.
+pub async fn create_experiment(
+    spec: &ExperimentSpec,
+    token: Option<&str>,
+) -> Result<ExperimentSummary, FrontendError> {
+    let body = serde_json::to_value(spec)
+        .map_err(|e| FrontendError::Decode(format!("spec to JSON: {e}")))?;
+    let text = post_json("/api/experiments", Some(&body), token).await?;
+    serde_json::from_str(&text).map_err(|e| FrontendError::Decode(format!("experiment: {e}")))
+}
+
+/// `POST /api/experiments/{id}/cancel` with the user token.
+pub async fn cancel_experiment(
+    id: &ExperimentId,
+    token: Option<&str>,
+) -> Result<ExperimentSummary, FrontendError> {
+    let text = post_json(
+        &format!("/api/experiments/{}/cancel", encode(&id.0)),
+        None,
+        token,
+    )
+    .await?;
+    serde_json::from_str(&text).map_err(|e| FrontendError::Decode(format!("experiment: {e}")))
+}
+
+/// `GET /api/workers`.
+pub async fn fetch_workers() -> Result<Vec<WorkerInfo>, FrontendError> {
+    fetch_json("/api/workers", "workers").await
+}
+
+/// `GET url` as text (an error status becomes [`FrontendError::Http`]).
+pub async fn fetch_text(url: &str) -> Result<String, FrontendError> {
+    let response = fetch(url).await?;
+    response_text(&response).await
+}
+
+async fn response_text(response: &web_sys::Response) -> Result<String, FrontendError> {
+    Ok(JsFuture::from(response.text().map_err(js_error)?)
         .await
         .map_err(js_error)?
         .as_string()
-        .unwrap_or_default();
-    serde_json::from_str(&text).map_err(|e| FrontendError::Decode(format!("product list: {e}")))
+        .unwrap_or_default())
+}
+
+fn encode(s: &str) -> String {
+    js_sys::encode_uri_component(s).into()
 }
 
 /// The URL of a raster window: `bands` over `window`, every `step`-th grid pixel.
@@ -93,9 +283,15 @@ pub async fn fetch_raster(
 
 /// Fetches `url`; an error status becomes [`FrontendError::Http`] with the `ErrorBody`.
 async fn fetch(url: &str) -> Result<web_sys::Response, FrontendError> {
+    let request = web_sys::Request::new_with_str(url).map_err(js_error)?;
+    send(&request).await
+}
+
+/// Sends `request`; an error status becomes [`FrontendError::Http`] with the `ErrorBody`.
+async fn send(request: &web_sys::Request) -> Result<web_sys::Response, FrontendError> {
     let window =
         web_sys::window().ok_or_else(|| FrontendError::Network("no window".to_string()))?;
-    let response: web_sys::Response = JsFuture::from(window.fetch_with_str(url))
+    let response: web_sys::Response = JsFuture::from(window.fetch_with_request(request))
         .await
         .map_err(|e| FrontendError::Network(js_message(&e)))?
         .dyn_into()
@@ -117,6 +313,7 @@ async fn fetch(url: &str) -> Result<web_sys::Response, FrontendError> {
             status,
             code: body.code,
             message: body.message,
+            field: body.field,
         },
         Err(_) => FrontendError::Http {
             status,
@@ -126,6 +323,7 @@ async fn fetch(url: &str) -> Result<web_sys::Response, FrontendError> {
             } else {
                 text.trim().chars().take(300).collect()
             },
+            field: None,
         },
     })
 }
@@ -140,4 +338,35 @@ fn js_message(e: &JsValue) -> String {
         .map(|err| String::from(err.message()))
         .or_else(|| e.as_string())
         .unwrap_or_else(|| format!("{e:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collections_are_read_with_their_days() {
+        let text = r#"{"collections": [
+            {"id": "sentinel-2-l2a", "extent": {"temporal": {"interval":
+                [["2024-03-26T17:49:51.024Z", "2024-12-03T17:46:29.024Z"]]}}},
+            {"id": "docs-only", "extent": {"temporal": {"interval": [[null, null]]}}},
+            {"title": "no id: skipped"}
+        ], "links": []}"#;
+        let list = parse_collections(text).unwrap();
+        assert_eq!(
+            list,
+            vec![
+                CollectionInfo {
+                    id: "docs-only".into(),
+                    days: (None, None)
+                },
+                CollectionInfo {
+                    id: "sentinel-2-l2a".into(),
+                    days: (Some("2024-03-26".into()), Some("2024-12-03".into()))
+                },
+            ]
+        );
+        assert!(parse_collections("<html>").is_err());
+        assert!(parse_collections("{}").is_err());
+    }
 }

@@ -17,6 +17,8 @@ pub enum FrontendError {
         code: String,
         /// `ErrorBody::message`, or the body's text.
         message: String,
+        /// `ErrorBody::field`: the offending field of the request, when one is to blame.
+        field: Option<String>,
     },
     /// The body did not decode (JSON or raster wire format).
     #[error("could not read the server's answer: {0}")]
@@ -24,4 +26,22 @@ pub enum FrontendError {
     /// The GPU side failed.
     #[error(transparent)]
     Render(#[from] RenderError),
+}
+
+impl FrontendError {
+    /// The HTTP status of an error answer.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Http { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// What a person reads: a 401 says how to get a user token.
+    pub fn for_people(&self) -> String {
+        match self {
+            Self::Http { status: 401, .. } => crate::token::NEEDS_TOKEN.to_string(),
+            other => other.to_string(),
+        }
+    }
 }

@@ -161,6 +161,76 @@ pub enum RasterError {
     /// Encoding a PNG failed.
     #[error("encoding the PNG failed: {0}")]
     Png(String),
+    /// A training-dataset option is out of range or inconsistent (patch size 0, split
+    /// fractions not summing to 1, an empty class mapping, a bad dataset name, ...).
+    #[error("invalid dataset option {option}: {reason}")]
+    DatasetOption {
+        /// The option, as named in [`crate::dataset::DatasetSpec`].
+        option: &'static str,
+        /// What is wrong with its value.
+        reason: String,
+    },
+    /// A requested dataset channel is neither a band of the source nor a known derived
+    /// feature.
+    #[error("unknown band or feature '{channel}' (bands of the source: {}; features: {})", bands.join(", "), features.join(", "))]
+    UnknownChannel {
+        /// The requested name.
+        channel: String,
+        /// The bands the source has.
+        bands: Vec<String>,
+        /// The derived features that exist.
+        features: Vec<String>,
+    },
+    /// A derived feature needs a band the source does not have (NDBI on a product without
+    /// B11, NDVI on Sentinel-1).
+    #[error("feature {feature} needs band {missing}, which the source does not have (it has {})", bands.join(", "))]
+    FeatureInputMissing {
+        /// The feature.
+        feature: String,
+        /// The band it needs.
+        missing: String,
+        /// The bands the source has.
+        bands: Vec<String>,
+    },
+    /// Building a dataset found no patch that carries a class of the mapping.
+    #[error("no labelled patches in {source_name}: {detail}")]
+    NoLabelledPatches {
+        /// The source, described.
+        source_name: String,
+        /// What was seen (patches considered, skipped and why).
+        detail: String,
+    },
+    /// Labels could not be used (a GeoJSON without features, a class property missing, a
+    /// label raster that does not overlap the imagery, an unsupported labels CRS).
+    #[error("{}: unusable labels: {what}", path.display())]
+    BadLabels {
+        /// The labels file.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+    /// No such dataset or dataset version under the dataset root.
+    #[error("no dataset {name}{} under {}", version.map(|v| format!(" version {v}")).unwrap_or_default(), root.display())]
+    DatasetNotFound {
+        /// The dataset root folder.
+        root: PathBuf,
+        /// The dataset name.
+        name: String,
+        /// The version asked for, if one was.
+        version: Option<u32>,
+    },
+    /// A stored dataset disagrees with itself: manifest and shards differ, a shard is
+    /// missing or not valid safetensors.
+    #[error("{}: invalid dataset: {what}", path.display())]
+    BadDataset {
+        /// The manifest or shard.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+    /// A dataset build was stopped by its progress callback; nothing was kept.
+    #[error("dataset build cancelled")]
+    Cancelled,
 }
 
 impl RasterError {
@@ -177,6 +247,16 @@ impl RasterError {
                 | RasterError::NoBands
                 | RasterError::UnknownBand { .. }
                 | RasterError::QuicklookSize { .. }
+                | RasterError::DatasetOption { .. }
+                | RasterError::UnknownChannel { .. }
+                | RasterError::FeatureInputMissing { .. }
+                | RasterError::NoLabelledPatches { .. }
         )
+    }
+
+    /// Whether the error says that a named thing (a dataset or one of its versions) does
+    /// not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, RasterError::DatasetNotFound { .. })
     }
 }

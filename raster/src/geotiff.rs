@@ -5,7 +5,9 @@
 //! the list of reduced-resolution images (internal overviews). Reads decode one tile or strip
 //! at a time with [`tiff::decoder::Decoder::read_chunk`] (which undoes DEFLATE / LZW and the
 //! horizontal and floating-point predictors) and touch only the chunks that hold a requested
-//! pixel; every chunk's byte range is checked against the file size when the file is opened.
+//! pixel; every chunk's byte range is checked against the file size when the file is opened,
+//! and a file cut inside its header or first image directory says where it ends and where
+//! that directory starts.
 //!
 //! What `tiff` 0.11 does and does not do for us: it decodes single chunks and both predictors
 //! (2 and 3, any samples per pixel) correctly, so no predictor code lives here. It has no
@@ -112,6 +114,52 @@ fn tiff_err(path: &Path, source: tiff::TiffError) -> RasterError {
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// An end-of-file error of the decoder while it reads the header or the first image
+/// directory, said as what it is: where the file ends and where that directory starts.
+fn truncated(path: &Path, file_len: u64, e: RasterError) -> RasterError {
+    let RasterError::Tiff {
+        source: tiff::TiffError::IoError(io),
+        ..
+    } = &e
+    else {
+        return e;
+    };
+    if io.kind() != std::io::ErrorKind::UnexpectedEof {
+        return e;
+    }
+    let mut head = [0u8; 16];
+    let got = File::open(path)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+        .unwrap_or(0);
+    let le = head[0] == b'I';
+    let word = |bytes: &[u8]| {
+        bytes.iter().enumerate().fold(0u64, |acc, (i, &b)| {
+            let shift = if le { i } else { bytes.len() - 1 - i };
+            acc | (u64::from(b) << (8 * shift))
+        })
+    };
+    let ifd = match (&head[..2], word(&head[2..4]), got) {
+        (b"II" | b"MM", 42, 8..) => Some(word(&head[4..8])),
+        (b"II" | b"MM", 43, 16..) => Some(word(&head[8..16])),
+        _ => None,
+    };
+    let what = match ifd {
+        Some(at) if file_len <= at => format!(
+            "the file ends at byte offset {file_len}, before its first image directory (IFD) \
+             at byte offset {at}: the file is truncated"
+        ),
+        Some(at) => format!(
+            "the file ends at byte offset {file_len}, inside its first image directory (IFD), \
+             which starts at byte offset {at}: the file is truncated"
+        ),
+        None => format!(
+            "the file ends at byte offset {file_len}, inside the TIFF header: the file is \
+             truncated"
+        ),
+    };
+    corrupt(path, what)
 }
 
 fn corrupt(path: &Path, what: String) -> RasterError {
@@ -332,9 +380,12 @@ impl GeoTiff {
         };
         let file = File::open(path).map_err(io)?;
         let file_len = file.metadata().map_err(io)?.len();
-        let mut decoder = Decoder::new(BufReader::new(file)).map_err(|e| tiff_err(path, e))?;
-        let first = read_image_info(&mut decoder, path, 0, file_len)?;
-        let (tags, nodata) = read_geo_tags(&mut decoder, path)?;
+        let mut decoder = Decoder::new(BufReader::new(file))
+            .map_err(|e| truncated(path, file_len, tiff_err(path, e)))?;
+        let first = read_image_info(&mut decoder, path, 0, file_len)
+            .map_err(|e| truncated(path, file_len, e))?;
+        let (tags, nodata) =
+            read_geo_tags(&mut decoder, path).map_err(|e| truncated(path, file_len, e))?;
         let georef = georef::parse(path, &tags)?;
 
         let mut levels = vec![first.level];
@@ -1147,6 +1198,17 @@ pub(crate) mod tests {
         for len in lengths {
             std::fs::write(&cut, &original[..len]).unwrap();
             assert!(open_and_read(&cut).is_err(), "truncated to {len} bytes");
+        }
+        // Cut inside the header or before or inside the first IFD: said with the offsets.
+        for (len, says) in [
+            (7, "inside the TIFF header"),
+            (100, "before its first image directory (IFD)"),
+            (600, "inside its first image directory (IFD)"),
+        ] {
+            std::fs::write(&cut, &original[..len]).unwrap();
+            let msg = GeoTiff::open(&cut).unwrap_err().to_string();
+            assert!(msg.contains(&format!("ends at byte offset {len}")), "{msg}");
+            assert!(msg.contains(says) && msg.contains("truncated"), "{msg}");
         }
     }
 

@@ -10,11 +10,17 @@
 //! - scans local Sentinel-1 / Sentinel-2 product folders (one file per band, or multi-band
 //!   stacks) into catalog [`Product`](albedo_shared::catalog::Product)s with a STAC 1.0.0 item;
 //! - reads a product's bands over a window of its grid for the renderer, encoded as
-//!   [`albedo_shared::rasterwire`] payloads.
+//!   [`albedo_shared::rasterwire`] payloads;
+//! - builds versioned training datasets of labelled patches ([`dataset`]): from BigEarthNet
+//!   patches, a label raster over a product or labelled polygons over a product, with bands
+//!   resampled onto one grid, derived features (NDVI, NDWI, NDBI), seeded stratified splits
+//!   and train-split statistics, stored as a manifest and safetensors shards, and read back
+//!   for training.
 //!
 //! What it is not: no HTTP, no async, no database, no caching across calls, no network reads
 //! (files are local paths); no GDAL, no general CRS engine (only WGS84 UTM zones and EPSG:4326);
-//! no band math, resampling other than nearest neighbour, or patch extraction yet.
+//! no band math beyond the dataset's normalised-difference features; resampling is nearest
+//! neighbour for product reads and bilinear (or nearest) for dataset patches.
 //! Quick-look-only products (a PNG with KML corners, such as the Kara Sea sample) are scanned
 //! with [`Georeferencing::CornersOnly`](albedo_shared::catalog::Georeferencing) and their PNG
 //! channels as 8-bit bands; a read of a PNG band decodes the whole PNG once per call.
@@ -23,7 +29,7 @@
 //! - [`geotiff`]: [`GeoTiff`], an opened file: size, bands, sample type, nodata, tile layout,
 //!   overviews, windowed reads.
 //! - [`georef`]: GeoTIFF tags and GeoKeys to a geotransform, EPSG code or ground control points.
-//! - [`proj`]: UTM (WGS84, Krüger series) and EPSG:4326 to longitude / latitude.
+//! - [`proj`]: UTM (WGS84, Krüger series) and EPSG:4326 to longitude / latitude and back.
 //! - [`footprint`]: WGS84 footprints (densified edges of a grid, or the hull of GCPs) and bboxes.
 //! - [`product`]: scanning product folders into [`product::LocalProduct`]s, and
 //!   [`product::read_bands`] for the wire format.
@@ -31,8 +37,12 @@
 //!   the one path product reads and quick-looks share.
 //! - [`quicklook`]: a product's PNG quick-look (true colour, VV in dB, or its first band),
 //!   percentile-stretched, decimated by reading only the sampled pixels' tiles.
+//! - [`dataset`]: training datasets: [`dataset::build`] a [`dataset::DatasetSpec`] into
+//!   `<root>/<name>/v<N>/` (manifest.json + safetensors shards, written atomically), and
+//!   [`dataset::Dataset`] to open, validate and read a version.
 //! - [`error`]: [`RasterError`], the one error type of this crate.
 
+pub mod dataset;
 pub mod error;
 pub mod footprint;
 pub mod georef;

@@ -1,4 +1,4 @@
-//! Map coordinates to WGS84 longitude / latitude.
+//! Map coordinates to WGS84 longitude / latitude, and back.
 //!
 //! What it is: the inverse of the WGS84 UTM projections (EPSG 32601-32660 north,
 //! 32701-32760 south) by Krüger's series in the form of Karney (2011), "Transverse Mercator
@@ -6,9 +6,11 @@
 //! the conformal sphere back to the conformal latitude, then Newton's method for the
 //! geographic latitude (no series truncation there). Within a UTM zone and far beyond it the
 //! error is well under a millimetre. EPSG:4326 passes through as (longitude, latitude).
+//! [`from_wgs84`] is the forward direction (Karney's sixth-order `alpha` series from the
+//! conformal sphere to the TM plane), used to place WGS84 label polygons on a UTM grid.
 //!
-//! What it is not: no datum shifts, no other projections; [`to_wgs84`] answers `None` for
-//! any other EPSG code rather than guess.
+//! What it is not: no datum shifts, no other projections; [`to_wgs84`] and [`from_wgs84`]
+//! answer `None` for any other EPSG code rather than guess.
 
 /// WGS84 semi-major axis in metres.
 const WGS84_A: f64 = 6_378_137.0;
@@ -82,6 +84,65 @@ pub fn to_wgs84(epsg: u32, x: f64, y: f64) -> Option<(f64, f64)> {
         lon += 360.0;
     }
     Some((lon, lat))
+}
+
+/// Longitude / latitude in degrees to EPSG 326xx/327xx (WGS84 UTM N/S) easting / northing in
+/// metres, or passed through for 4326; None for other CRSs, non-finite input or a latitude
+/// outside -90..=90. Longitudes are taken relative to the zone's central meridian (wrapped
+/// to -180..180), so points outside the zone still project (with growing distortion).
+pub fn from_wgs84(epsg: u32, lon: f64, lat: f64) -> Option<(f64, f64)> {
+    if !lon.is_finite() || !lat.is_finite() || !(-90.0..=90.0).contains(&lat) {
+        return None;
+    }
+    if epsg == 4326 {
+        return Some((lon, lat));
+    }
+    let zone = UtmZone::from_epsg(epsg)?;
+    let mut dlon = lon - zone.central_meridian_deg();
+    dlon = (dlon + 180.0).rem_euclid(360.0) - 180.0;
+    let (x, y) = tm_forward(dlon, lat);
+    let northing = if zone.north {
+        y
+    } else {
+        y + UTM_FALSE_NORTHING_SOUTH
+    };
+    Some((x + UTM_FALSE_EASTING, northing))
+}
+
+/// Transverse Mercator forward on WGS84 with scale `UTM_K0` (Karney 2011, eq. 35 and 9-12):
+/// (longitude offset from the central meridian, latitude) in degrees to easting and northing
+/// relative to the central meridian and the equator, in metres.
+fn tm_forward(dlon_deg: f64, lat_deg: f64) -> (f64, f64) {
+    let f = WGS84_F;
+    let n = f / (2.0 - f);
+    let e = (f * (2.0 - f)).sqrt();
+    let (n2, n3) = (n * n, n * n * n);
+    let (n4, n5, n6) = (n3 * n, n3 * n2, n3 * n3);
+    let a_rect = WGS84_A / (1.0 + n) * (1.0 + n2 / 4.0 + n4 / 64.0 + n6 / 256.0);
+    let alpha = [
+        n / 2.0 - 2.0 * n2 / 3.0 + 5.0 * n3 / 16.0 + 41.0 * n4 / 180.0 - 127.0 * n5 / 288.0
+            + 7891.0 * n6 / 37800.0,
+        13.0 * n2 / 48.0 - 3.0 * n3 / 5.0 + 557.0 * n4 / 1440.0 + 281.0 * n5 / 630.0
+            - 1983433.0 * n6 / 1935360.0,
+        61.0 * n3 / 240.0 - 103.0 * n4 / 140.0 + 15061.0 * n5 / 26880.0 + 167603.0 * n6 / 181440.0,
+        49561.0 * n4 / 161280.0 - 179.0 * n5 / 168.0 + 6601661.0 * n6 / 7257600.0,
+        34729.0 * n5 / 80640.0 - 3418889.0 * n6 / 1995840.0,
+        212378941.0 * n6 / 319334400.0,
+    ];
+    let lam = dlon_deg.to_radians();
+    let phi = lat_deg.to_radians();
+    // At the poles tan() is huge but finite; conformal_tau stays well-behaved there.
+    let tau_p = conformal_tau(phi.tan(), e);
+    let xi_p = tau_p.atan2(lam.cos());
+    let eta_p = (lam.sin() / tau_p.hypot(lam.cos())).asinh();
+    let mut xi = xi_p;
+    let mut eta = eta_p;
+    for (j, a) in alpha.iter().enumerate() {
+        let k = 2.0 * (j as f64 + 1.0);
+        xi += a * (k * xi_p).sin() * (k * eta_p).cosh();
+        eta += a * (k * xi_p).cos() * (k * eta_p).sinh();
+    }
+    (UTM_K0 * a_rect * eta, UTM_K0 * a_rect * xi)
 }
 
 /// Transverse Mercator inverse on WGS84 with scale `UTM_K0`: easting and northing relative to
@@ -226,6 +287,39 @@ mod tests {
                 "EPSG:{epsg} ({x}, {y}): got ({got_lon:.12}, {got_lat:.12}), want ({lon}, {lat})"
             );
         }
+    }
+
+    #[test]
+    fn utm_forward_matches_proj_to_a_millimetre() {
+        for &(epsg, x, y, lon, lat) in REFERENCE {
+            let (got_x, got_y) = from_wgs84(epsg, lon, lat).expect("supported");
+            assert!(
+                (got_x - x).abs() < 1e-3 && (got_y - y).abs() < 1e-3,
+                "EPSG:{epsg} ({lon}, {lat}): got ({got_x:.4}, {got_y:.4}), want ({x}, {y})"
+            );
+        }
+    }
+
+    #[test]
+    fn forward_then_inverse_round_trips() {
+        for &(epsg, lon, lat) in &[
+            (32633, 14.1, 52.0),
+            (32619, -71.9, 47.2),
+            (32756, 151.0, -34.0),
+            (32601, 179.5, 10.0),
+        ] {
+            let (x, y) = from_wgs84(epsg, lon, lat).unwrap();
+            let (lon2, lat2) = to_wgs84(epsg, x, y).unwrap();
+            // 179.5 E in zone 1 is a longitude offset of -3.5 degrees from -177.
+            let dlon = ((lon2 - lon + 180.0).rem_euclid(360.0) - 180.0).abs();
+            assert!(
+                dlon < 1e-9 && (lat2 - lat).abs() < 1e-9,
+                "{epsg} {lon} {lat}"
+            );
+        }
+        assert_eq!(from_wgs84(3857, 0.0, 0.0), None);
+        assert_eq!(from_wgs84(32633, 0.0, 91.0), None);
+        assert_eq!(from_wgs84(4326, 12.5, 52.5), Some((12.5, 52.5)));
     }
 
     #[test]

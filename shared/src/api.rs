@@ -2,7 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::Device;
+use std::collections::BTreeMap;
+
+use crate::experiment::{
+    ExperimentId, ExperimentSpec, ExperimentState, Params, TrialId, TrialState,
+};
+use crate::protocol::{Device, JobId};
 
 /// Body of every 4xx/5xx answer of the JSON API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -11,6 +16,10 @@ pub struct ErrorBody {
     pub code: String,
     /// What went wrong, for a person.
     pub message: String,
+    /// The offending field or parameter as a path into the request (`params[0].low`,
+    /// `bbox`), when one is to blame; forms show the message beside it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 /// Body of `GET /api/health`.
@@ -41,4 +50,243 @@ pub struct WorkerInfo {
     pub connected_at: String,
     /// Seconds since its last message.
     pub last_seen_secs_ago: f64,
+    /// The trials it runs now.
+    #[serde(default)]
+    pub running: Vec<RunningTrial>,
+}
+
+/// A trial running on a worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunningTrial {
+    /// Its experiment.
+    pub experiment: ExperimentId,
+    /// The trial.
+    pub trial: TrialId,
+}
+
+/// Trial counts of an experiment by state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrialCounts {
+    /// Waiting for a slot.
+    pub queued: u32,
+    /// Running now.
+    pub running: u32,
+    /// Paused at an ASHA rung.
+    pub paused: u32,
+    /// Ran to their end.
+    pub finished: u32,
+    /// Stopped early.
+    pub stopped: u32,
+    /// Failed for good.
+    pub failed: u32,
+}
+
+/// An experiment as the API lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentSummary {
+    /// Its id.
+    pub id: ExperimentId,
+    /// Its name.
+    pub name: String,
+    /// Where it stands.
+    pub state: ExperimentState,
+    /// When it was created (RFC 3339, UTC).
+    pub created_at: String,
+    /// When it ended, if it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<String>,
+    /// Its trials by state.
+    pub trials: TrialCounts,
+    /// The best objective value of a trial so far (finished or stopped trials), and whose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best: Option<BestTrial>,
+    /// The spec it was created from.
+    pub spec: ExperimentSpec,
+}
+
+/// The best trial of an experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BestTrial {
+    /// The trial.
+    pub trial: TrialId,
+    /// Its objective value.
+    pub value: f64,
+}
+
+/// One trial as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrialInfo {
+    /// Its id within the experiment.
+    pub id: TrialId,
+    /// Its configuration.
+    pub params: Params,
+    /// Where it stands.
+    pub state: TrialState,
+    /// Attempts started so far.
+    pub attempt: u32,
+    /// Steps it was told to run (ASHA), `None` for all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<u32>,
+    /// Name of the worker running it now or last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+    /// Steps reported.
+    pub steps: u32,
+    /// Its objective value: the final one of a finished trial, else the last reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// Why it was stopped, requeued or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When it was created (milliseconds since 1970).
+    pub created_ms: i64,
+    /// When its current or last attempt started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<i64>,
+    /// When it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_ms: Option<i64>,
+    /// Files it made (a model), by name: paths on the host of the worker that ran it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub artifacts: BTreeMap<String, String>,
+}
+
+/// The values one trial reported at one step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricPoint {
+    /// The step, from 1.
+    pub step: u32,
+    /// Metric name to value.
+    pub values: BTreeMap<String, f64>,
+}
+
+/// A trial's whole series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrialSeries {
+    /// The trial.
+    pub trial: TrialId,
+    /// Its points in step order.
+    pub points: Vec<MetricPoint>,
+}
+
+/// Each component's effect in an ablation study (`GET /api/experiments/{id}/ablation`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AblationReport {
+    /// The metric of the baseline trial (every component in), once it has finished.
+    pub baseline: Option<f64>,
+    /// One entry per component, in the order of the spec.
+    pub components: Vec<ComponentEffect>,
+}
+
+/// One component's effect on the metric.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComponentEffect {
+    /// The component's name.
+    pub component: String,
+    /// The metric of the trial without it, once finished.
+    pub metric: Option<f64>,
+    /// `metric - baseline`.
+    pub delta: Option<f64>,
+    /// The delta turned so that a positive value means the component helps.
+    pub importance: Option<f64>,
+}
+
+/// Where a job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Waiting for a free slot.
+    Queued,
+    /// Running on a worker.
+    Running,
+    /// Done; its result is there.
+    Finished,
+    /// Failed for good (its error says why).
+    Failed,
+    /// Cancelled by a user.
+    Cancelled,
+}
+
+impl JobState {
+    /// Name used in storage and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Finished => "finished",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// Parses [`JobState::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "queued" => Self::Queued,
+            "running" => Self::Running,
+            "finished" => Self::Finished,
+            "failed" => Self::Failed,
+            "cancelled" => Self::Cancelled,
+            _ => return None,
+        })
+    }
+}
+
+/// A job as the API shows it (`GET /api/jobs/{id}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobInfo {
+    /// Its id.
+    pub id: JobId,
+    /// What kind (`build_dataset`).
+    pub kind: String,
+    /// Where it stands.
+    pub state: JobState,
+    /// Attempts started.
+    pub attempt: u32,
+    /// Units done (patches, windows).
+    pub done: u64,
+    /// All units, once known.
+    pub total: u64,
+    /// What it made, once finished (a dataset's manifest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Name of the worker running it now or last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+    /// When it was created (milliseconds since 1970).
+    pub created_ms: i64,
+    /// When its current or last attempt started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<i64>,
+    /// When it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_ms: Option<i64>,
+}
+
+/// A registered model version (`GET /api/models/{name}/{version}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// Its name.
+    pub name: String,
+    /// Its version, from 1.
+    pub version: u32,
+    /// Lineage: the experiment of the trial it comes from.
+    pub experiment: ExperimentId,
+    /// Lineage: the trial.
+    pub trial: TrialId,
+    /// The experiment's metric.
+    pub metric: String,
+    /// The trial's final value of that metric.
+    pub value: Option<f64>,
+    /// The trial's parameters.
+    pub params: Params,
+    /// What the trial ran (for the built-in trainer: the dataset and its version).
+    pub trial_spec: serde_json::Value,
+    /// The files of the model, relative to its folder.
+    pub files: Vec<String>,
+    /// When it was registered (RFC 3339, UTC).
+    pub created_at: String,
 }

@@ -29,6 +29,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::protocol::TrialSpec;
+
 /// Identifier of a trial, unique within one experiment (0, 1, 2, ... in creation order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -174,6 +176,10 @@ fn default_gamma() -> f64 {
 fn default_reduction_factor() -> u32 {
     3
 }
+fn default_max_attempts() -> u32 {
+    3
+}
+
 fn default_min_finished() -> u32 {
     5
 }
@@ -246,6 +252,50 @@ pub struct AblationSpec {
     pub components: Vec<Component>,
 }
 
+/// Id of an experiment: `e` and a number the server gives out (`e12`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ExperimentId(pub String);
+
+impl std::fmt::Display for ExperimentId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where an experiment stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExperimentState {
+    /// Creating and running trials.
+    Running,
+    /// Every trial has ended.
+    Finished,
+    /// Cancelled by a user; its running trials were stopped.
+    Cancelled,
+}
+
+impl ExperimentState {
+    /// Name used in storage and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Finished => "finished",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// Parses [`ExperimentState::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "running" => Self::Running,
+            "finished" => Self::Finished,
+            "cancelled" => Self::Cancelled,
+            _ => return None,
+        })
+    }
+}
+
 /// A whole experiment, as submitted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -279,6 +329,12 @@ pub struct ExperimentSpec {
     /// Seed of every random choice of the optimizer.
     #[serde(default)]
     pub seed: u64,
+    /// What every trial runs (the parameters of each trial come on top).
+    pub trial: TrialSpec,
+    /// Attempts a trial gets before it fails for good (a lost worker or a failed run each
+    /// cost one).
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
 }
 
 /// State of a trial.
@@ -299,6 +355,39 @@ pub enum TrialState {
     Failed,
 }
 
+impl TrialState {
+    /// Name used in storage and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Finished => "finished",
+            Self::Stopped => "stopped",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Parses [`TrialState::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "queued" => Self::Queued,
+            "running" => Self::Running,
+            "paused" => Self::Paused,
+            "finished" => Self::Finished,
+            "stopped" => Self::Stopped,
+            "failed" => Self::Failed,
+            _ => return None,
+        })
+    }
+
+    /// Whether the trial has ended for good (finished, stopped or failed): its record no
+    /// longer changes.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Finished | Self::Stopped | Self::Failed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,7 +400,8 @@ mod tests {
                        {"name": "width", "type": "categorical", "values": [16, "wide"]}],
             "optimizer": {"type": "tpe", "gamma": 0.2},
             "early_stopping": {"type": "median", "warmup_steps": 3},
-            "max_trials": 96, "parallelism": 8, "seed": 7}"#;
+            "max_trials": 96, "parallelism": 8, "seed": 7,
+            "trial": {"kind": "synthetic", "steps": 20}}"#;
         let spec: ExperimentSpec = serde_json::from_str(text).unwrap();
         assert_eq!(spec.params.len(), 3);
         assert_eq!(
@@ -348,7 +438,7 @@ mod tests {
     #[test]
     fn ablation_spec_parses() {
         let text = r#"{"name": "a", "metric": "loss", "direction": "minimize", "max_trials": 3,
-            "mode": "bsp",
+            "mode": "bsp", "trial": {"kind": "command", "program": "python3"},
             "ablation": {"baseline": {"lr": 0.001},
               "components": [{"name": "swir", "kind": "band_group", "members": ["B11", "B12"]},
                              {"name": "block3", "kind": "block"}]}}"#;
@@ -365,6 +455,7 @@ mod tests {
         let base = |extra: &str, param: &str, optimizer: &str| {
             format!(
                 r#"{{"name": "s", "metric": "m", "direction": "maximize", "max_trials": 1,
+                    "trial": {{"kind": "synthetic", "steps": 5}},
                     "params": [{param}], "optimizer": {optimizer}{extra}}}"#
             )
         };

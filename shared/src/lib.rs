@@ -15,12 +15,16 @@
 //! - [`protocol`]: the versioned worker <-> server WebSocket messages.
 //! - [`experiment`]: experiment specs (search space, optimizer, early stopping, ablation),
 //!   trial ids and trial states.
-//! - [`api`]: bodies of the JSON API that are not catalog types (errors, health, workers).
+//! - [`events`]: live events of an experiment (what the SSE stream sends and the server
+//!   stores).
+//! - [`api`]: bodies of the JSON API that are not catalog types (errors, health, workers,
+//!   experiments, trials, metric series).
 //! - [`error`]: this crate's error enum.
 
 pub mod api;
 pub mod catalog;
 pub mod error;
+pub mod events;
 pub mod experiment;
 pub mod protocol;
 pub mod rasterwire;

@@ -28,7 +28,8 @@ use crate::experiment::{Params, TrialId};
 
 /// Version of this protocol; bumped on any incompatible change.
 /// 1: hello/heartbeat/welcome/shutdown. 2: trial leases (assign, continue, stop and reports).
-pub const PROTOCOL_VERSION: u32 = 2;
+/// 3: the hello lists the leases the worker runs; synthetic trials carry a seed; jobs.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Identifier of one lease: one attempt of one trial on one worker, chosen by the server and
 /// unique across the server's lifetime (a re-run of a trial gets a new lease).
@@ -47,7 +48,7 @@ fn default_grace_ms() -> u64 {
 }
 
 /// What a trial runs, tagged by `kind`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum TrialSpec {
     /// The synthetic workload of the scheduler benchmark: a deterministic learning curve and
@@ -55,6 +56,15 @@ pub enum TrialSpec {
     Synthetic {
         /// Steps of a full run.
         steps: u32,
+        /// Seed of the noise and the step times, mixed with the trial id: trials of the
+        /// same id and seed follow the same curve in any experiment (so that runs of one
+        /// workload under several engines can be compared).
+        #[serde(default)]
+        seed: u64,
+        /// Fixed time of every step in milliseconds, replacing the workload's own step time
+        /// (for the scheduler's overhead and scaling benchmarks).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step_ms: Option<f64>,
     },
     /// Any program. It gets the parameters as JSON in `ALBEDO_PARAMS`, the trial id in
     /// `ALBEDO_TRIAL_ID`, and `{name}` in an argument replaced by parameter `name`; it
@@ -75,6 +85,46 @@ pub enum TrialSpec {
         #[serde(default = "default_grace_ms")]
         grace_ms: u64,
     },
+    /// The built-in EO CNN trainer (`albedo-trainer`) on a training dataset of patches. Its
+    /// hyperparameters are the trial's parameters (`lr`, `width`, `depth`, `dropout`,
+    /// `batch_size`, `epochs`, `optimizer`, `seed`, `channels`, `drop_channels`,
+    /// `drop_block`, `reports_per_epoch`, `threads`, and an ablation's `ablate`); it reports
+    /// `train_loss`, `train_accuracy`, `val_loss` and `val_accuracy` at each step (an epoch,
+    /// or a fraction of one with `reports_per_epoch` > 1) and saves the model
+    /// (safetensors + JSON config) when it finishes.
+    EoCnn {
+        /// Root folder of the training datasets (`<root>/<name>/v<N>/`), on the worker;
+        /// empty in a submitted spec: the server fills in its own dataset folder.
+        #[serde(default)]
+        dataset_root: String,
+        /// Dataset name.
+        dataset: String,
+        /// Dataset version; the newest when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<u32>,
+        /// `cpu` or `wgpu`; absent: the worker's `--device`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device: Option<String>,
+        /// Folder the model is saved under (`<dir>/<experiment>/trial-<id>/`); absent: the
+        /// worker's `--models-dir`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        models_dir: Option<String>,
+        /// Threads of the trial's CPU pool; absent: the `threads` parameter, else the
+        /// worker's default.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        threads: Option<u32>,
+    },
+}
+
+impl TrialSpec {
+    /// A synthetic trial of `steps` steps, seed 0, the workload's own step times.
+    pub fn synthetic(steps: u32) -> Self {
+        Self::Synthetic {
+            steps,
+            seed: 0,
+            step_ms: None,
+        }
+    }
 }
 
 /// A compute device a worker offers.
@@ -100,6 +150,13 @@ pub enum WorkerMsg {
         slots: u32,
         /// Devices it can train on.
         devices: Vec<Device>,
+        /// Leases it is running or holding paused now (after a reconnect: the server adopts
+        /// those it still knows and stops the others).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        running: Vec<LeaseId>,
+        /// Jobs it is running now (adopted the same way).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        jobs: Vec<JobId>,
     },
     /// Sent every `heartbeat_interval_secs` of the welcome.
     Heartbeat,
@@ -118,6 +175,16 @@ pub enum WorkerMsg {
         lease: LeaseId,
         /// Last step done.
         step: u32,
+    },
+    /// The trial made a file (a model, a prediction) the server may register; sent before
+    /// the lease ends.
+    Artifact {
+        /// The lease.
+        lease: LeaseId,
+        /// What it is (`model`).
+        name: String,
+        /// Where it is: an absolute path on the worker's host.
+        uri: String,
     },
     /// The trial ran to its end; ends the lease.
     Finished {
@@ -142,14 +209,42 @@ pub enum WorkerMsg {
         /// Last step reported (0 if none).
         step: u32,
     },
+    /// How far a job is (sent now and then, not for every unit of work).
+    JobProgress {
+        /// The job.
+        job: JobId,
+        /// Units done.
+        done: u64,
+        /// All units.
+        total: u64,
+    },
+    /// A job ended well; `result` says what it made.
+    JobDone {
+        /// The job.
+        job: JobId,
+        /// What it made (e.g. a dataset's manifest).
+        result: serde_json::Value,
+    },
+    /// A job ended badly (or was cancelled).
+    JobFailed {
+        /// The job.
+        job: JobId,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl WorkerMsg {
     /// The lease a trial report is about (`None` for hello and heartbeat).
     pub fn lease(&self) -> Option<LeaseId> {
         match self {
-            Self::Hello { .. } | Self::Heartbeat => None,
+            Self::Hello { .. }
+            | Self::Heartbeat
+            | Self::JobProgress { .. }
+            | Self::JobDone { .. }
+            | Self::JobFailed { .. } => None,
             Self::Metric { lease, .. }
+            | Self::Artifact { lease, .. }
             | Self::Paused { lease, .. }
             | Self::Finished { lease, .. }
             | Self::Failed { lease, .. }
@@ -220,6 +315,48 @@ pub enum ServerMsg {
         /// Why, for the logs.
         reason: String,
     },
+    /// Run a job (it takes a slot until it ends).
+    Job {
+        /// The job.
+        job: JobId,
+        /// Attempt number, from 1.
+        attempt: u32,
+        /// What to do.
+        spec: JobSpec,
+    },
+    /// Stop a job; the worker answers `job_failed`.
+    CancelJob {
+        /// The job.
+        job: JobId,
+        /// Why, for the logs.
+        reason: String,
+    },
+}
+
+/// Id of a job (work that is not a trial: building a dataset, classifying a product).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobId(pub u64);
+
+impl std::fmt::Display for JobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// What a job does, tagged by `kind`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum JobSpec {
+    /// Build the next version of a training dataset under `root` (a folder the worker
+    /// sees: the server's artifact folder on a local or shared file system). `spec` is the
+    /// raster crate's dataset spec, with every path checked by the server.
+    BuildDataset {
+        /// Folder of the dataset store.
+        root: String,
+        /// The dataset spec (`albedo_raster::dataset::DatasetSpec` as JSON).
+        spec: serde_json::Value,
+    },
 }
 
 #[cfg(test)]
@@ -236,6 +373,8 @@ mod tests {
                 kind: "cpu".into(),
                 name: "x86_64".into(),
             }],
+            running: vec![LeaseId(4)],
+            jobs: vec![JobId(2)],
         };
         let text = serde_json::to_string(&hello).unwrap();
         assert!(text.starts_with(r#"{"type":"hello""#), "{text}");
@@ -308,7 +447,7 @@ mod tests {
                 trial: TrialId(4),
                 experiment: "e1".into(),
                 attempt: 2,
-                spec: TrialSpec::Synthetic { steps: 20 },
+                spec: TrialSpec::synthetic(20),
                 params: params.clone(),
                 resource: Some(5),
             },
@@ -365,12 +504,37 @@ mod tests {
         );
         let spec: TrialSpec =
             serde_json::from_str(r#"{"kind": "synthetic", "steps": 20}"#).unwrap();
-        assert_eq!(spec, TrialSpec::Synthetic { steps: 20 });
+        assert_eq!(spec, TrialSpec::synthetic(20));
         assert!(
             serde_json::from_str::<TrialSpec>(r#"{"kind": "synthetic", "steps": 20, "x": 1}"#)
                 .is_err()
         );
         assert!(serde_json::from_str::<TrialSpec>(r#"{"kind": "eo-cnn"}"#).is_err());
+        let spec: TrialSpec = serde_json::from_str(
+            r#"{"kind": "eo_cnn", "dataset_root": "/d", "dataset": "ben", "version": 2}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            spec,
+            TrialSpec::EoCnn {
+                dataset_root: "/d".into(),
+                dataset: "ben".into(),
+                version: Some(2),
+                device: None,
+                models_dir: None,
+                threads: None,
+            }
+        );
+        assert_eq!(
+            serde_json::to_value(&spec).unwrap(),
+            serde_json::json!({"kind": "eo_cnn", "dataset_root": "/d", "dataset": "ben", "version": 2})
+        );
+        // The dataset folder may be left out: the server fills in its own.
+        assert!(matches!(
+            serde_json::from_str::<TrialSpec>(r#"{"kind": "eo_cnn", "dataset": "ben"}"#),
+            Ok(TrialSpec::EoCnn { dataset_root, .. }) if dataset_root.is_empty()
+        ));
+        assert!(serde_json::from_str::<TrialSpec>(r#"{"kind": "eo_cnn"}"#).is_err());
         // A lease id and a trial id are plain numbers on the wire.
         let text = serde_json::to_string(&WorkerMsg::Stopped {
             lease: LeaseId(3),

@@ -23,12 +23,13 @@ pub fn repo_root() -> PathBuf {
 
 /// Path of a workspace binary built in the same profile as this test.
 pub fn binary(name: &str) -> PathBuf {
-    // The test executable is target/<profile>/deps/<name>-<hash>.
+    // A test executable is target/<profile>/deps/<name>-<hash>; a binary of this crate
+    // (the scheduler benchmark) is target/<profile>/<name>.
     let exe = std::env::current_exe().expect("current exe");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>");
+    let mut dir = exe.parent().expect("target/<profile>");
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir = dir.parent().expect("target/<profile>");
+    }
     let bin = dir.join(name);
     assert!(
         bin.exists(),
@@ -57,6 +58,34 @@ impl Drop for Proc {
     }
 }
 
+/// Starts `albedo-worker` with `slots` slots against the server at `addr` (its output
+/// discarded).
+pub fn worker(addr: &str, token: &str, name: &str, slots: u32) -> Proc {
+    Proc(
+        Command::new(binary("albedo-worker"))
+            .args([
+                "--server",
+                &format!("http://{addr}"),
+                "--slots",
+                &slots.to_string(),
+                "--name",
+                name,
+            ])
+            .env("ALBEDO_WORKER_TOKEN", token)
+            // Models that `eo_cnn` trials save go to the system's temporary folder, not
+            // into the source tree.
+            .env(
+                "ALBEDO_MODELS_DIR",
+                std::env::temp_dir().join(format!("albedo-test-models-{}", std::process::id())),
+            )
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start albedo-worker"),
+    )
+}
+
 /// Runs `albedo` with `args` to completion and returns (success, stdout, stderr).
 pub fn albedo(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(binary("albedo"))
@@ -78,9 +107,16 @@ pub fn serve(data: &Path) -> (Proc, String) {
 
 /// Starts `albedo serve` on `listen` over `data`; returns it with its address.
 pub fn serve_on(data: &Path, listen: &str) -> (Proc, String) {
+    serve_with(data, listen, &[])
+}
+
+/// Starts `albedo serve` on `listen` over `data` with `extra` arguments (e.g.
+/// `--heartbeat-secs 1`); returns it with its address.
+pub fn serve_with(data: &Path, listen: &str, extra: &[&str]) -> (Proc, String) {
     let mut child = Command::new(binary("albedo"))
         .args(["serve", "--listen", listen, "--data"])
         .arg(data)
+        .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()
@@ -103,16 +139,42 @@ pub fn serve_on(data: &Path, listen: &str) -> (Proc, String) {
 
 /// `GET path` on `addr`: (status, body).
 pub fn get(addr: &str, path: &str) -> (u16, String) {
+    request(addr, "GET", path, None, None)
+}
+
+/// `POST path` with a JSON `body` and an optional bearer `token`: (status, body).
+pub fn post(addr: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+    request(addr, "POST", path, token, Some(body))
+}
+
+/// One HTTP/1.1 request: (status, body).
+pub fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String) {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
-    write!(
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let body = body.unwrap_or("");
+    // A server may answer (401, 413) and close before it has read a large body: the write
+    // then fails, and the answer is still there to read.
+    let written = write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("write");
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read");
+    let read = s.read_to_end(&mut raw);
+    if raw.is_empty() {
+        panic!("{method} {path}: no answer (write: {written:?}, read: {read:?})");
+    }
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").expect("http response");
     let status = head
@@ -157,5 +219,68 @@ pub fn wait_until(limit: Duration, what: &str, mut check: impl FnMut() -> bool) 
     while !check() {
         assert!(start.elapsed() < limit, "timed out after {limit:?}: {what}");
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Reads the Server-Sent Events of `GET path` (sending `Last-Event-ID: last` when given)
+/// until `done` says so for an event's JSON data, or `limit` passes (a panic). Returns
+/// `(id, data)` of every event in order.
+pub fn sse_until(
+    addr: &str,
+    path: &str,
+    last: Option<u64>,
+    limit: Duration,
+    mut done: impl FnMut(&serde_json::Value) -> bool,
+) -> Vec<(u64, serde_json::Value)> {
+    let start = Instant::now();
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let resume = last
+        .map(|id| format!("Last-Event-ID: {id}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n{resume}\r\n"
+    )
+    .expect("write");
+    let mut reader = BufReader::new(s);
+    let mut out = Vec::new();
+    let mut id = None;
+    let mut line = String::new();
+    loop {
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} reading events of {path}; got {}",
+            out.len()
+        );
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) => panic!("the event stream of {path} ended"),
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue;
+            }
+            Err(e) => panic!("reading {path}: {e}"),
+        }
+        // Chunk-size lines and headers are skipped: only `id:` and `data:` lines matter.
+        let l = line.trim_end();
+        if let Some(v) = l.strip_prefix("id:") {
+            id = v.trim().parse().ok();
+        } else if let Some(v) = l.strip_prefix("data:") {
+            let data: serde_json::Value =
+                serde_json::from_str(v.trim()).unwrap_or_else(|e| panic!("{e}: {v}"));
+            let n = id.take().expect("every event has an id");
+            let stop = done(&data);
+            out.push((n, data));
+            if stop {
+                return out;
+            }
+        }
     }
 }

@@ -29,4 +29,11 @@ impl TuningError {
             Self::Invalid { field, .. } => field,
         }
     }
+
+    /// Why, without the field.
+    pub fn reason(&self) -> &str {
+        match self {
+            Self::Invalid { reason, .. } => reason,
+        }
+    }
 }

@@ -19,6 +19,7 @@
 //! - [`stopping`]: the median stopping rule and none.
 //! - [`ablation`]: leave-one-component-out plans and deltas.
 //! - [`sim`]: zero-overhead simulation of a workload's ideal schedule (async or BSP).
+//! - [`synthetic`]: the scheduler benchmark's fixed workload (curves and step times).
 //! - [`validate`]: validation of a whole experiment spec.
 //! - [`error`]: this crate's error enum.
 
@@ -29,6 +30,7 @@ pub mod optimizer;
 pub mod sim;
 pub mod space;
 pub mod stopping;
+pub mod synthetic;
 pub mod tpe;
 pub mod trial;
 pub mod validate;

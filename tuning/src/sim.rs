@@ -218,12 +218,9 @@ mod tests {
     use crate::{
         asha::Asha,
         optimizer::RandomSearch,
-        space::trial_rng,
         stopping::{MedianStopping, NoStopping},
-        tpe::standard_normal,
     };
     use albedo_shared::experiment::{Direction, Domain, ParamSpec};
-    use rand::Rng;
     use serde_json::json;
 
     /// The scheduler benchmark's synthetic workload (issue 4), 20 steps, maximising.
@@ -260,35 +257,18 @@ mod tests {
         ]
     }
 
+    /// The benchmark's workload itself ([`crate::synthetic`]), 20 steps.
     fn synthetic(id: TrialId, params: &Params) -> Curve {
-        let lr = params["lr"].as_f64().unwrap();
-        let width = params["width"].as_f64().unwrap();
-        let dropout = params["dropout"].as_f64().unwrap();
-        let q = if lr > 0.3 {
-            0.1
-        } else {
-            (0.92
-                - 0.06 * (lr.log10() + 2.5).abs().powf(1.5)
-                - 0.02 * (width.log2() - 6.0).abs()
-                - 0.1 * (dropout - 0.2).abs())
-            .max(0.1)
-        };
-        let tau = 5.0 * (1.0 + (-lr.log10() - 3.0).max(0.0));
-        let mut rng = trial_rng(0xC0FFEE, id.0);
-        let mut curve = Curve {
-            values: Vec::new(),
-            step_secs: Vec::new(),
-        };
-        for s in 1..=20 {
-            let v = (q * (1.0 - 0.9 * (-f64::from(s) / tau).exp())).max(0.1)
-                + 0.01 * standard_normal(&mut rng);
-            let u: f64 = rng.random_range(0.7..=1.0);
-            curve.values.push(v);
-            curve
-                .step_secs
-                .push((20.0 + 80.0 * (width.log2() - 4.0) / 3.0 * u) / 1000.0);
+        let curve = crate::synthetic::synthetic_curve(
+            params,
+            crate::synthetic::synthetic_seed(0xC0FFEE, id),
+            20,
+        )
+        .unwrap();
+        Curve {
+            values: curve.iter().map(|c| c.0).collect(),
+            step_secs: curve.iter().map(|c| c.1 / 1000.0).collect(),
         }
-        curve
     }
 
     fn negated(id: TrialId, params: &Params) -> Curve {
@@ -322,6 +302,31 @@ mod tests {
     /// 96 random trials on 8 slots: asynchronous mode runs the same configurations to the same
     /// best in less time than BSP; the median rule cuts the time further and keeps the best
     /// (measured: async 0.76, median rule 0.61 of BSP, 27 of 96 trials stopped).
+    #[test]
+    fn the_cached_median_rule_decides_as_the_plain_one() {
+        for direction in [Direction::Maximize, Direction::Minimize] {
+            let workload = if direction == Direction::Maximize {
+                synthetic
+            } else {
+                negated
+            };
+            let plain = simulate_async(
+                &mut RandomSearch::new(space(), 7, 96),
+                &median(direction),
+                8,
+                workload,
+            );
+            let cached = simulate_async(
+                &mut RandomSearch::new(space(), 7, 96),
+                &crate::stopping::CachedMedianStopping::new(median(direction)),
+                8,
+                workload,
+            );
+            assert!(plain.history.iter().any(|t| t.state == TrialState::Stopped));
+            assert_eq!(plain, cached);
+        }
+    }
+
     #[test]
     fn async_and_median_rule_against_bsp() {
         let bsp = simulate_bsp(&mut RandomSearch::new(space(), 42, 96), 8, synthetic);

@@ -75,8 +75,15 @@ impl MedianStopping {
     }
 }
 
-impl EarlyStopper for MedianStopping {
-    fn should_stop(&self, trial: &Trial, history: &[Trial]) -> bool {
+impl MedianStopping {
+    /// The decision for `trial` given the number of other finished trials and a way to get
+    /// the median at its step count.
+    fn decide(
+        &self,
+        trial: &Trial,
+        history: &[Trial],
+        median: impl FnOnce(usize) -> Option<f64>,
+    ) -> bool {
         let k = trial.values.len();
         if !self.is_check_step(k) {
             return false;
@@ -88,13 +95,65 @@ impl EarlyStopper for MedianStopping {
         if finished < self.min_finished as usize {
             return false;
         }
-        let Some(median) = self.median_at(k, history, Some(trial)) else {
+        let Some(median) = median(k) else {
             return false;
         };
         match trial.best(self.direction) {
             Some(best) => self.direction.is_better(median, best),
             None => true,
         }
+    }
+}
+
+impl EarlyStopper for MedianStopping {
+    fn should_stop(&self, trial: &Trial, history: &[Trial]) -> bool {
+        self.decide(trial, history, |k| self.median_at(k, history, Some(trial)))
+    }
+}
+
+/// The median rule with each step count's median remembered until another trial finishes:
+/// finished trials never change, so the median at `k` only moves when the set of finished
+/// trials grows. Checks then cost a count instead of a sort (what keeps a driver of 1000
+/// trials of 100 steps fast). Decides exactly as [`MedianStopping`].
+#[derive(Debug)]
+pub struct CachedMedianStopping {
+    rule: MedianStopping,
+    /// (finished trials when filled, history length when filled, medians by step count).
+    cache: std::sync::Mutex<(usize, usize, std::collections::HashMap<usize, Option<f64>>)>,
+}
+
+impl CachedMedianStopping {
+    /// The cached form of `rule`.
+    pub fn new(rule: MedianStopping) -> Self {
+        Self {
+            rule,
+            cache: std::sync::Mutex::new((0, 0, std::collections::HashMap::new())),
+        }
+    }
+}
+
+impl EarlyStopper for CachedMedianStopping {
+    fn should_stop(&self, trial: &Trial, history: &[Trial]) -> bool {
+        if trial.state == TrialState::Finished {
+            // Its own values would count: no cache for that case.
+            return self.rule.should_stop(trial, history);
+        }
+        self.rule.decide(trial, history, |k| {
+            let finished = history
+                .iter()
+                .filter(|t| t.state == TrialState::Finished)
+                .count();
+            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            // A shorter history is another experiment's (or a restart's): start afresh.
+            if cache.0 != finished || cache.1 > history.len() {
+                *cache = (finished, history.len(), std::collections::HashMap::new());
+            }
+            cache.1 = history.len();
+            *cache
+                .2
+                .entry(k)
+                .or_insert_with(|| self.rule.median_at(k, history, None))
+        })
     }
 }
 
@@ -116,12 +175,12 @@ pub fn build_stopper(
                     "must be at least 1",
                 ));
             }
-            Box::new(MedianStopping {
+            Box::new(CachedMedianStopping::new(MedianStopping {
                 direction,
                 min_finished: *min_finished,
                 warmup_steps: *warmup_steps,
                 interval_steps: *interval_steps,
-            })
+            }))
         }
     })
 }

@@ -2,6 +2,7 @@
 //! the JSON spec, so the API can answer 400 with it.
 
 use albedo_shared::experiment::{EarlyStoppingSpec, ExperimentSpec, Mode, OptimizerSpec};
+use albedo_shared::protocol::TrialSpec;
 
 use crate::{TuningError, ablation, asha, space, stopping};
 
@@ -25,6 +26,10 @@ pub fn validate_spec(spec: &ExperimentSpec) -> Result<(), TuningError> {
     if spec.parallelism == Some(0) {
         return Err(TuningError::invalid("parallelism", "must be at least 1"));
     }
+    if spec.max_attempts == 0 {
+        return Err(TuningError::invalid("max_attempts", "must be at least 1"));
+    }
+    validate_trial(&spec.trial)?;
     stopping::build_stopper(&spec.early_stopping, spec.direction)?;
     if spec.mode == Mode::Bsp && spec.early_stopping != EarlyStoppingSpec::default() {
         return Err(TuningError::invalid(
@@ -103,13 +108,76 @@ pub fn validate_spec(spec: &ExperimentSpec) -> Result<(), TuningError> {
     }
 }
 
+/// Checks what a trial runs: a synthetic trial has steps and a positive step time; a
+/// command names a program.
+fn validate_trial(trial: &TrialSpec) -> Result<(), TuningError> {
+    match trial {
+        TrialSpec::Synthetic { steps, step_ms, .. } => {
+            if *steps == 0 {
+                return Err(TuningError::invalid("trial.steps", "must be at least 1"));
+            }
+            if let Some(ms) = step_ms
+                && !(ms.is_finite() && *ms >= 0.0)
+            {
+                return Err(TuningError::invalid(
+                    "trial.step_ms",
+                    "must be a finite number of milliseconds, 0 or more",
+                ));
+            }
+            Ok(())
+        }
+        TrialSpec::Command { program, .. } => {
+            if program.trim().is_empty() {
+                return Err(TuningError::invalid(
+                    "trial.program",
+                    "name a program to run",
+                ));
+            }
+            Ok(())
+        }
+        // An empty `dataset_root` is the server's own dataset folder (it fills it in).
+        TrialSpec::EoCnn {
+            dataset,
+            version,
+            device,
+            threads,
+            ..
+        } => {
+            if dataset.trim().is_empty() {
+                return Err(TuningError::invalid("trial.dataset", "name a dataset"));
+            }
+            if *version == Some(0) {
+                return Err(TuningError::invalid(
+                    "trial.version",
+                    "versions start at 1 (leave it out for the newest)",
+                ));
+            }
+            if let Some(d) = device
+                && !matches!(d.as_str(), "cpu" | "wgpu")
+            {
+                return Err(TuningError::invalid("trial.device", "must be cpu or wgpu"));
+            }
+            if *threads == Some(0) {
+                return Err(TuningError::invalid("trial.threads", "must be at least 1"));
+            }
+            Ok(())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::optimizer::{Suggestion, build_optimizer};
 
+    /// Parses a spec; one without a `trial` runs synthetic trials.
     fn parse(text: &str) -> ExperimentSpec {
-        serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+        let text = if text.contains(r#""trial""#) {
+            text.to_string()
+        } else {
+            text.replacen('{', r#"{"trial": {"kind": "synthetic", "steps": 5}, "#, 1)
+        };
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
     }
 
     fn search(params: &str, optimizer: &str, extra: &str) -> ExperimentSpec {
@@ -180,6 +248,26 @@ mod tests {
             (
                 search(LR, r#"{"type": "random"}"#, r#", "parallelism": 0"#),
                 "parallelism",
+            ),
+            (
+                search(LR, r#"{"type": "random"}"#, r#", "max_attempts": 0"#),
+                "max_attempts",
+            ),
+            (
+                search(
+                    LR,
+                    r#"{"type": "random"}"#,
+                    r#", "trial": {"kind": "synthetic", "steps": 0}"#,
+                ),
+                "trial.steps",
+            ),
+            (
+                search(
+                    LR,
+                    r#"{"type": "random"}"#,
+                    r#", "trial": {"kind": "command", "program": " "}"#,
+                ),
+                "trial.program",
             ),
             (
                 parse(

@@ -221,7 +221,9 @@ async fn session(
         }
     };
     request.headers_mut().insert("authorization", auth);
-    let (mut ws, _) = match tokio_tungstenite::connect_async(request).await {
+    // No Nagle: reports and orders are small and latency-bound.
+    let (mut ws, _) = match tokio_tungstenite::connect_async_with_config(request, None, true).await
+    {
         Ok(pair) => pair,
         Err(WsError::Http(resp))
             if resp.status().as_u16() == 401 || resp.status().as_u16() == 403 =>
@@ -237,6 +239,8 @@ async fn session(
         name: config.name.clone(),
         slots: config.slots,
         devices: config.devices.clone(),
+        running: trials.manager.leases(),
+        jobs: trials.manager.jobs(),
     };
     let text = serde_json::to_string(&hello).unwrap_or_default();
     if let Err(e) = ws.send(Message::Text(text.into())).await {
@@ -252,6 +256,7 @@ async fn session(
             report = trials.reports.recv() => {
                 // The manager holds a sender, so the channel never closes while we run.
                 if let Some(report) = report {
+                    trials.manager.observe(&report);
                     trials.outbox.push(report);
                 }
                 if welcomed && let Err(why) = flush(&mut ws, &mut trials.outbox).await {
@@ -311,6 +316,15 @@ async fn session(
                             tracing::debug!(%lease, "stop of a lease that is not running");
                         }
                     }
+                    Ok(ServerMsg::Job { job, attempt, spec }) => {
+                        tracing::info!(%job, attempt, "job started");
+                        trials.manager.run_job(job, spec);
+                    }
+                    Ok(ServerMsg::CancelJob { job, reason }) => {
+                        if trials.manager.cancel_job(job) {
+                            tracing::info!(%job, %reason, "cancelling job");
+                        }
+                    }
                     Ok(ServerMsg::Shutdown { reason }) => {
                         return SessionEnd::Fatal(WorkerError::Refused(reason));
                     }
@@ -350,7 +364,10 @@ pub async fn run(config: ClientConfig) -> Result<(), WorkerError> {
                 loop {
                     tokio::select! {
                         () = tokio::time::sleep_until(wake) => break,
-                        Some(report) = trials.reports.recv() => trials.outbox.push(report),
+                        Some(report) = trials.reports.recv() => {
+                            trials.manager.observe(&report);
+                            trials.outbox.push(report);
+                        }
                     }
                 }
                 backoff = (backoff * 2).min(config.max_backoff);

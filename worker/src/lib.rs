@@ -6,15 +6,23 @@
 //! version ends it with an error instead, since retrying cannot fix those.
 //!
 //! It runs the trials the server leases to it, up to `--slots` at once: `synthetic` (the
-//! scheduler benchmark's deterministic workload) and `command` (any program); see [`trials`].
+//! scheduler benchmark's deterministic workload), `command` (any program) and `eo_cnn` (the
+//! built-in trainer of `albedo-trainer`, behind the default `eo-cnn` feature; `--device
+//! cpu|wgpu`); see [`trials`].
 //!
-//! What it is not (yet): the burn EO trainer (`eo-cnn`), which comes with its own issue.
+//! What it is not: no decisions (the server's driver decides which trial runs where and
+//! when to stop), no storage of its own beyond the models it saves (`--models-dir`).
+//!
+//! It also runs jobs (building a training dataset), which take a slot like a trial; see
+//! [`jobs`].
 //!
 //! Layout: [`devices`] (what this host offers), [`client`] (connection, heartbeats,
-//! reconnects, the queue of trial reports), [`trials`] (runners), [`WorkerError`].
+//! reconnects, the queue of trial reports), [`trials`] (runners and slots), [`jobs`],
+//! [`WorkerError`].
 
 pub mod client;
 pub mod devices;
+pub mod jobs;
 pub mod trials;
 
 /// Errors that end a worker (as opposed to those it retries).

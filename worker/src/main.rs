@@ -23,6 +23,21 @@ struct Cli {
     /// Name shown in the server's worker list (default: the host name).
     #[arg(long)]
     name: Option<String>,
+    /// Folder `eo_cnn` trials save their models under (`<dir>/<experiment>/trial-<id>/`),
+    /// unless the trial names one.
+    #[cfg(feature = "eo-cnn")]
+    #[arg(long, env = "ALBEDO_MODELS_DIR", default_value = "albedo-models")]
+    models_dir: std::path::PathBuf,
+    /// Device of `eo_cnn` trials unless the trial names one: cpu, or wgpu (in a build with
+    /// the `wgpu` feature).
+    #[cfg(feature = "eo-cnn")]
+    #[arg(long, default_value = "cpu")]
+    device: albedo_trainer::Compute,
+    /// Threads of each `eo_cnn` trial's CPU pool unless the trial says (default: rayon's,
+    /// `RAYON_NUM_THREADS` or one per core); with several slots, cores / slots.
+    #[cfg(feature = "eo-cnn")]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    trainer_threads: Option<u32>,
 }
 
 #[tokio::main]
@@ -35,6 +50,28 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
+    #[cfg(feature = "eo-cnn")]
+    {
+        let available = albedo_trainer::Compute::available();
+        anyhow::ensure!(
+            available.contains(&cli.device),
+            "--device {}: this build offers {}",
+            cli.device,
+            available
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        albedo_worker::trials::eo_cnn::set_defaults(albedo_worker::trials::eo_cnn::EoCnnDefaults {
+            models_dir: Some(cli.models_dir.clone()),
+            device: cli.device,
+            threads: cli.trainer_threads.map(|t| t as usize).or_else(|| {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                (cli.slots > 1).then(|| (cores / cli.slots as usize).max(1))
+            }),
+        });
+    }
     let name = cli.name.unwrap_or_else(|| {
         std::fs::read_to_string("/etc/hostname")
             .map(|s| s.trim().to_string())
@@ -42,12 +79,22 @@ async fn main() -> anyhow::Result<()> {
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "worker".into())
     });
+    #[allow(unused_mut)]
+    let mut devices = albedo_worker::devices::detect();
+    #[cfg(feature = "eo-cnn")]
+    if cli.device == albedo_trainer::Compute::Wgpu {
+        // Announced as asked: the adapter is only opened by the first trial on it.
+        devices.push(albedo_shared::protocol::Device {
+            kind: "wgpu".into(),
+            name: "wgpu default adapter (--device wgpu)".into(),
+        });
+    }
     let config = ClientConfig {
         server: cli.server,
         token: cli.token,
         name,
         slots: cli.slots,
-        devices: albedo_worker::devices::detect(),
+        devices,
         max_backoff: Duration::from_secs(30),
     };
     tokio::select! {

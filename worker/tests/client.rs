@@ -84,7 +84,7 @@ async fn reports_survive_a_reconnect_in_order() {
         trial: TrialId(1),
         experiment: "e".into(),
         attempt: 1,
-        spec: TrialSpec::Synthetic { steps: 10 },
+        spec: TrialSpec::synthetic(10),
         params,
         resource: None,
     };

@@ -86,10 +86,10 @@ fn synthetic_curve_follows_the_formulas() {
 #[test]
 fn synthetic_curve_is_deterministic_per_seed() {
     let p = params(0.003, 32, 0.1);
-    let seed = synthetic_seed("exp-1", TrialId(3));
-    assert_eq!(seed, synthetic_seed("exp-1", TrialId(3)));
-    assert_ne!(seed, synthetic_seed("exp-1", TrialId(4)));
-    assert_ne!(seed, synthetic_seed("exp-2", TrialId(3)));
+    let seed = synthetic_seed(1, TrialId(3));
+    assert_eq!(seed, synthetic_seed(1, TrialId(3)));
+    assert_ne!(seed, synthetic_seed(1, TrialId(4)));
+    assert_ne!(seed, synthetic_seed(2, TrialId(3)));
     let a = synthetic_curve(&p, seed, 20).unwrap();
     assert_eq!(a, synthetic_curve(&p, seed, 20).unwrap());
     // A shorter run is a prefix of a longer one.
@@ -129,10 +129,10 @@ fn metric(lease: u64, step: u32, value: f64) -> WorkerMsg {
 #[tokio::test]
 async fn synthetic_trial_pauses_at_its_resource_and_continues() {
     let p = params(0.01, 16, 0.2); // 20 ms steps
-    let curve = synthetic_curve(&p, synthetic_seed("exp-t", TrialId(7)), 6).unwrap();
+    let curve = synthetic_curve(&p, synthetic_seed(0, TrialId(7)), 6).unwrap();
     let (rep_tx, mut rep) = mpsc::unbounded_channel();
     let (ctl, ctl_rx) = mpsc::unbounded_channel();
-    let a = assignment(1, TrialSpec::Synthetic { steps: 6 }, p, Some(3));
+    let a = assignment(1, TrialSpec::synthetic(6), p, Some(3));
     let task = tokio::spawn(run_trial(a, ctl_rx, rep_tx));
     let t0 = Instant::now();
     let w = Duration::from_secs(2);
@@ -192,12 +192,7 @@ async fn synthetic_trial_stops_when_paused_and_mid_run() {
     let w = Duration::from_secs(2);
     // Stopped while paused at step 2.
     let (ctl, ctl_rx) = mpsc::unbounded_channel();
-    let a = assignment(
-        2,
-        TrialSpec::Synthetic { steps: 20 },
-        params(0.01, 16, 0.2),
-        Some(2),
-    );
+    let a = assignment(2, TrialSpec::synthetic(20), params(0.01, 16, 0.2), Some(2));
     tokio::spawn(run_trial(a, ctl_rx, rep_tx.clone()));
     assert!(matches!(
         next(&mut rep, w).await,
@@ -221,12 +216,7 @@ async fn synthetic_trial_stops_when_paused_and_mid_run() {
     );
     // Stopped mid-run (no resource): the stop interrupts the running step.
     let (ctl, ctl_rx) = mpsc::unbounded_channel();
-    let a = assignment(
-        3,
-        TrialSpec::Synthetic { steps: 20 },
-        params(0.01, 128, 0.2),
-        None,
-    );
+    let a = assignment(3, TrialSpec::synthetic(20), params(0.01, 128, 0.2), None);
     tokio::spawn(run_trial(a, ctl_rx, rep_tx));
     assert!(matches!(
         next(&mut rep, w).await,
@@ -253,7 +243,7 @@ async fn synthetic_trial_stops_when_paused_and_mid_run() {
 async fn synthetic_trial_with_bad_params_fails() {
     let (rep_tx, mut rep) = mpsc::unbounded_channel();
     let (_ctl, ctl_rx) = mpsc::unbounded_channel();
-    let a = assignment(4, TrialSpec::Synthetic { steps: 3 }, Params::new(), None);
+    let a = assignment(4, TrialSpec::synthetic(3), Params::new(), None);
     run_trial(a, ctl_rx, rep_tx).await;
     match next(&mut rep, Duration::from_secs(1)).await {
         WorkerMsg::Failed { lease, reason } => {
@@ -271,7 +261,7 @@ async fn manager_runs_up_to_its_slots() {
     for lease in 1..=3 {
         m.assign(assignment(
             lease,
-            TrialSpec::Synthetic { steps: 3 },
+            TrialSpec::synthetic(3),
             params(0.01, 16, 0.2),
             Some(1),
         ));

@@ -1,4 +1,6 @@
-//! `cargo xtask bench tiles`: raster tiles per second through the real HTTP route of a release
+//! `cargo xtask bench scheduler` (the experiment engine; the work is in
+//! `tests/src/bin/bench_scheduler.rs`), and `cargo xtask bench tiles`: raster tiles per
+//! second through the real HTTP route of a release
 //! `albedo serve`, and, where `titiler` installs from PyPI, the same tiles from titiler.
 //!
 //! What it measures: 256 x 256 three-band (B04, B03, B02) windows of the bundled T33UUU COG
@@ -325,6 +327,34 @@ fn write_vrt(dir: &Path, product: &Path, width: u32, height: u32, gt: [f64; 6]) 
     let path = dir.join("T33UUU_B04_B03_B02.vrt");
     std::fs::write(&path, xml).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
+}
+
+/// `cargo xtask bench scheduler`: builds the server, the worker and the benchmark in release
+/// and runs it (`tests/src/bin/bench_scheduler.rs` says what it measures).
+pub fn scheduler(parts: &[String]) -> Result<()> {
+    crate::util::run(
+        cmd("cargo").args([
+            "build",
+            "--release",
+            "--package",
+            "albedo-backend",
+            "--package",
+            "albedo-worker",
+            "--package",
+            "albedo-system-tests",
+            "--bin",
+            "albedo",
+            "--bin",
+            "albedo-worker",
+            "--bin",
+            "bench_scheduler",
+        ]),
+        "building albedo, albedo-worker and the scheduler benchmark (release)",
+    )?;
+    crate::util::run(
+        std::process::Command::new(target_dir().join("release/bench_scheduler")).args(parts),
+        "running the scheduler benchmark",
+    )
 }
 
 /// `cargo xtask bench tiles`.

@@ -72,6 +72,25 @@ pub fn run_all(browser: bool) -> Result<()> {
     )?;
     summary.push("clippy native ok".into());
 
+    // The GPU backend of the trainer that builds offline (see ARCHITECTURE.md: burn's
+    // `cuda`, `rocm` and CubeCL `cpu` download LLVM in a build script and are not built).
+    run(
+        cmd("cargo").args([
+            "clippy",
+            "--package",
+            "albedo-worker",
+            "--package",
+            "albedo-trainer",
+            "--features",
+            "albedo-worker/wgpu,albedo-trainer/wgpu",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+        "clippy with the trainer's wgpu backend (-D warnings)",
+    )?;
+    summary.push("clippy wgpu ok".into());
+
     tools::ensure_wasm_target()?;
     let mut wasm_clippy = cmd("cargo");
     wasm_clippy.args(["clippy", "--target", "wasm32-unknown-unknown"]);
@@ -85,17 +104,10 @@ pub fn run_all(browser: bool) -> Result<()> {
     )?;
     summary.push("clippy wasm32 ok".into());
 
-    // The multi-process tests in tests/ start these binaries.
-    run(
-        cmd("cargo").args([
-            "build",
-            "--package",
-            "albedo-backend",
-            "--package",
-            "albedo-worker",
-        ]),
-        "building albedo and albedo-worker for the multi-process tests",
-    )?;
+    // The multi-process tests in tests/ start `albedo` and `albedo-worker`: cargo builds the
+    // binaries of every package whose integration tests it builds (backend and worker have
+    // some) before it runs any test, with the same features as the tests. A separate
+    // `cargo build -p ...` would unify features differently and compile burn twice.
     let rust_tests = run_counting(
         cmd("cargo").args(["test", "--workspace"]),
         "cargo test (all crates and tests/)",
@@ -147,7 +159,8 @@ fn browser_tests() -> Result<(u64, u64, f64)> {
             .arg(repo_root().join("tests/browser/run.mjs"))
             .env("ALBEDO_URL", stack.url())
             .env("ALBEDO_ASSETS", repo_root().join("assets"))
-            .env("ALBEDO_DIST", &dist),
+            .env("ALBEDO_DIST", &dist)
+            .env("ALBEDO_USER_TOKEN", &stack.user_token),
         "browser end-to-end tests (Playwright, headless Chromium)",
         |line| number_after(line, "browser tests: "),
     )?;

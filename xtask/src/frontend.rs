@@ -4,7 +4,9 @@
 //! Without it, the same steps Trunk takes, done here: `cargo build` of `albedo-frontend` for
 //! wasm32 in the `wasm-release` profile, `wasm-bindgen --target web`, `wasm-opt -Oz`, and
 //! `frontend/index.html` with its one `<link data-trunk rel="rust">` replaced by the module
-//! script that loads the app. Both produce a folder `albedo serve --static` serves.
+//! script that loads the app, and its `<link data-trunk rel="copy-dir" href=...>` static
+//! folders (the basemap) copied into the dist folder as Trunk copies them. Both produce a
+//! folder `albedo serve --static` serves.
 
 use std::path::{Path, PathBuf};
 
@@ -91,8 +93,67 @@ fn build_direct(dist: &Path, wasm_opt: &Path) -> Result<()> {
     )?;
     let source = std::fs::read_to_string(repo_root().join("frontend/index.html"))
         .context("reading frontend/index.html")?;
+    let (source, copy_dirs) = take_copy_dir_links(&source)?;
     let html = replace_trunk_link(&source)?;
     std::fs::write(dist.join("index.html"), html)?;
+    let html_dir = repo_root().join("frontend");
+    for href in copy_dirs {
+        let from = html_dir.join(&href);
+        let name = from
+            .file_name()
+            .with_context(|| format!("copy-dir href {href} names no folder"))?;
+        copy_dir(&from, &dist.join(name))
+            .with_context(|| format!("copying {} into the dist folder", from.display()))?;
+    }
+    Ok(())
+}
+
+/// Removes every `<link data-trunk rel="copy-dir" href="...">` tag; returns the page without
+/// them and their `href`s (relative to `frontend/`), which Trunk copies into the dist folder
+/// under the folder's own name.
+fn take_copy_dir_links(source: &str) -> Result<(String, Vec<String>)> {
+    let mut out = String::with_capacity(source.len());
+    let mut hrefs = Vec::new();
+    let mut rest = source;
+    while let Some(start) = rest.find("<link data-trunk") {
+        let end = rest[start..]
+            .find('>')
+            .context("unclosed <link data-trunk> tag")?
+            + start
+            + 1;
+        let tag = &rest[start..end];
+        out.push_str(&rest[..start]);
+        if tag.contains("rel=\"copy-dir\"") {
+            let href = tag
+                .split("href=\"")
+                .nth(1)
+                .and_then(|h| h.split('"').next())
+                .with_context(|| format!("{tag} has no href"))?;
+            hrefs.push(href.to_string());
+            // Drop the tag and the line break after it.
+            rest = rest[end..].strip_prefix('\n').unwrap_or(&rest[end..]);
+            out.truncate(out.trim_end_matches([' ', '\t']).len());
+        } else {
+            out.push_str(tag);
+            rest = &rest[end..];
+        }
+    }
+    out.push_str(rest);
+    Ok((out, hrefs))
+}
+
+/// Copies the folder `from` to `to`, recursively.
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
     Ok(())
 }
 
@@ -132,5 +193,15 @@ mod tests {
         assert!(!out.contains("data-trunk"));
         assert!(replace_trunk_link("<head></head>").is_err());
         assert!(replace_trunk_link("<link data-trunk rel=\"css\" href=\"a.css\">").is_err());
+    }
+
+    #[test]
+    fn takes_the_copy_dir_links_out() {
+        let html = "<head>\n  <link data-trunk rel=\"rust\" />\n  \
+                    <link data-trunk rel=\"copy-dir\" href=\"../assets/basemap\" />\n</head>";
+        let (out, dirs) = take_copy_dir_links(html).unwrap();
+        assert_eq!(dirs, vec!["../assets/basemap".to_string()]);
+        assert_eq!(out, "<head>\n  <link data-trunk rel=\"rust\" />\n</head>");
+        assert!(replace_trunk_link(&out).is_ok());
     }
 }

@@ -94,6 +94,13 @@ enum BenchCmd {
         #[arg(long, default_value_t = 30)]
         rounds: usize,
     },
+    /// The experiment engine with real worker processes: the Maggy workload (BSP, async,
+    /// median rule, ASHA) against its ideal schedule, scheduler overhead, scaling to 64
+    /// slots, metric ingest.
+    Scheduler {
+        /// Parts to run: maggy, overhead, scaling, ingest (all when none is named).
+        parts: Vec<String>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -116,6 +123,9 @@ fn main() -> Result<()> {
         Cmd::Bench {
             what: BenchCmd::Catalog { n, rounds },
         } => bench::catalog(n, rounds),
+        Cmd::Bench {
+            what: BenchCmd::Scheduler { parts },
+        } => bench::scheduler(&parts),
         Cmd::Test { no_browser } => checks::run_all(!no_browser),
         Cmd::BuildFrontend { no_trunk } => {
             let builder = if no_trunk || tools::trunk().is_none() {
@@ -165,6 +175,10 @@ fn demo(listen: String, data: PathBuf, workers: u32, slots: u32, no_trunk: bool)
     })?;
     println!();
     println!("  Albedo is running: {}", running.url());
+    println!(
+        "  open {} once to sign this browser in (it keeps the token)",
+        running.url_with_token()
+    );
     println!(
         "  data folder: {}   workers: {workers} x {slots} slots",
         data.display()

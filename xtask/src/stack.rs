@@ -1,5 +1,5 @@
-//! Starting Albedo as a user runs it: ingest the bundled assets, create a worker token, start
-//! `albedo serve` and local workers. `cargo xtask demo` and the browser tests share this.
+//! Starting Albedo as a user runs it: ingest the bundled assets, create a worker and a user
+//! token, start `albedo serve` and local workers. `cargo xtask demo` and the browser tests share this.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -51,6 +51,8 @@ pub struct StackOptions {
 pub struct Stack {
     /// `host:port` the server listens on.
     pub addr: String,
+    /// A user token (for the API's changes; the browser takes it from the URL).
+    pub user_token: String,
     server: Child,
     workers: Vec<Child>,
 }
@@ -59,6 +61,12 @@ impl Stack {
     /// The browser URL.
     pub fn url(&self) -> String {
         format!("http://{}/", self.addr)
+    }
+
+    /// The browser URL that hands the app the user token (it stores it and drops it from
+    /// the address bar).
+    pub fn url_with_token(&self) -> String {
+        format!("http://{}/#token={}", self.addr, self.user_token)
     }
 
     /// Whether the server process is still running.
@@ -129,24 +137,8 @@ pub fn start(opts: &StackOptions) -> Result<Stack> {
             .args(asset_paths()),
         "ingesting the bundled sample data from assets/",
     )?;
-    let token_out = albedo(opts.profile)
-        .args([
-            "token",
-            "create",
-            "--data",
-            data,
-            "--name",
-            "local-demo-workers",
-        ])
-        .output()
-        .context("creating a worker token")?;
-    if !token_out.status.success() {
-        bail!(
-            "albedo token create failed: {}",
-            String::from_utf8_lossy(&token_out.stderr)
-        );
-    }
-    let token = String::from_utf8(token_out.stdout)?.trim().to_string();
+    let token = create_token(opts.profile, data, "worker", "local-demo-workers")?;
+    let user_token = create_token(opts.profile, data, "user", "local-demo-user")?;
 
     let mut server = albedo(opts.profile)
         .args([
@@ -158,12 +150,16 @@ pub fn start(opts: &StackOptions) -> Result<Stack> {
             "--static",
         ])
         .arg(&opts.static_dir)
+        // The bundled data may be read by dataset builds and HTTP ingest.
+        .arg("--ingest-root")
+        .arg(repo_root().join("assets"))
         .stdout(Stdio::piped())
         .spawn()
         .context("starting albedo serve")?;
     let addr = read_listen_line(&mut server)?;
     let mut stack = Stack {
         addr: addr.clone(),
+        user_token,
         server,
         workers: Vec::new(),
     };
@@ -182,6 +178,7 @@ pub fn start(opts: &StackOptions) -> Result<Stack> {
         ])
         .args(["--name", &format!("local-{}", i + 1)])
         .env("ALBEDO_WORKER_TOKEN", &token)
+        .env("ALBEDO_MODELS_DIR", opts.data.join("worker-models"))
         .spawn()
         .context("starting albedo-worker")?;
         stack.workers.push(child);
@@ -193,6 +190,23 @@ pub fn start(opts: &StackOptions) -> Result<Stack> {
         || (count_workers(&addr)? >= want).then_some(()),
     )?;
     Ok(stack)
+}
+
+/// Runs `albedo token create` (replacing a token of the same scope and name); returns it.
+fn create_token(profile: Profile, data: &str, scope: &str, name: &str) -> Result<String> {
+    let out = albedo(profile)
+        .args([
+            "token", "create", "--data", data, "--scope", scope, "--name", name,
+        ])
+        .output()
+        .with_context(|| format!("creating a {scope} token"))?;
+    if !out.status.success() {
+        bail!(
+            "albedo token create --scope {scope} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8(out.stdout)?.trim().to_string())
 }
 
 /// Number of connected workers per `/api/workers`.

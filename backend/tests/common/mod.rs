@@ -23,7 +23,7 @@ pub fn state_with(paths: &[std::path::PathBuf]) -> (tempfile::TempDir, AppState)
         default_collection: Some("sentinel-2-l2a".into()),
     };
     ingest_paths(&store, paths, &options).expect("ingest");
-    (dir, AppState::new(store, Config::default()))
+    (dir, AppState::new(store, Config::default()).expect("state"))
 }
 
 /// `GET uri`: status, content type and body.

@@ -5,8 +5,10 @@
 //! - Arguments: `{name}` is replaced by parameter `name` (a string as is, anything else as
 //!   JSON); braces around anything that is not a parameter name are left alone.
 //! - Stdout: each line that is a JSON object is a metric report: `step` (a non-negative
-//!   integer; absent means the previous step + 1) and every other numeric field as a value.
-//!   Other lines are logged, not fatal. Stderr: the last [`STDERR_TAIL_LINES`] lines are kept
+//!   integer; absent means the previous step + 1) and every other numeric field as a value;
+//!   except a line with an `artifacts` object (`{"artifacts": {"model": "out/model.st"}}`),
+//!   which names files the trial made (relative paths are taken from its working directory)
+//!   for the server to register. Other lines are logged, not fatal. Stderr: the last [`STDERR_TAIL_LINES`] lines are kept
 //!   for the failure reason.
 //! - Exit 0 finishes the trial (final values: the last value of each metric); anything else
 //!   fails it with the exit code (or signal) and the stderr tail.
@@ -75,6 +77,22 @@ pub fn parse_metric_line(line: &str) -> Option<(Option<u32>, BTreeMap<String, f6
         .filter_map(|(k, v)| v.as_f64().map(|x| (k.clone(), x)))
         .collect();
     Some((step, values))
+}
+
+/// Parses an `{"artifacts": {name: path, ...}}` line: the named paths (strings only).
+pub fn parse_artifact_line(line: &str) -> Option<Vec<(String, String)>> {
+    let serde_json::Value::Object(map) = serde_json::from_str(line.trim()).ok()? else {
+        return None;
+    };
+    let serde_json::Value::Object(artifacts) = map.get("artifacts")? else {
+        return None;
+    };
+    Some(
+        artifacts
+            .iter()
+            .filter_map(|(k, v)| v.as_str().map(|p| (k.clone(), p.to_string())))
+            .collect(),
+    )
 }
 
 /// Sends `signal` (`TERM`, `KILL`, `STOP`, `CONT`) to process group `pgid`.
@@ -146,6 +164,12 @@ pub(crate) async fn run(
     if let Some(dir) = working_dir {
         cmd.current_dir(dir);
     }
+    // Where relative artifact paths start.
+    let base = match working_dir {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => std::env::current_dir().unwrap_or_default(),
+    };
+    let base = std::fs::canonicalize(&base).unwrap_or(base);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -189,6 +213,13 @@ pub(crate) async fn run(
                     stdout = None;
                     continue;
                 };
+                if let Some(found) = parse_artifact_line(&line) {
+                    for (name, path) in found {
+                        let uri = base.join(&path).display().to_string();
+                        let _ = reports.send(WorkerMsg::Artifact { lease, name, uri });
+                    }
+                    continue;
+                }
                 let Some((s, values)) = parse_metric_line(&line) else {
                     tracing::info!(%lease, line = %line, "trial output");
                     continue;
@@ -231,7 +262,12 @@ pub(crate) async fn run(
     if let Some(mut lines) = stdout {
         let drain = async {
             while let Ok(Some(line)) = lines.next_line().await {
-                if let Some((s, values)) = parse_metric_line(&line) {
+                if let Some(found) = parse_artifact_line(&line) {
+                    for (name, path) in found {
+                        let uri = base.join(&path).display().to_string();
+                        let _ = reports.send(WorkerMsg::Artifact { lease, name, uri });
+                    }
+                } else if let Some((s, values)) = parse_metric_line(&line) {
                     step = s.unwrap_or(step + 1);
                     last.extend(values.iter().map(|(k, v)| (k.clone(), *v)));
                     let _ = reports.send(WorkerMsg::Metric {

@@ -1,0 +1,169 @@
+//! The experiment engine: the driver thread, its handle, and the live event feed.
+//!
+//! What it is: [`Engine::start`] opens its own connection to the store, resumes the running
+//! experiments (see [`core`]) and runs the driver on a dedicated thread. Everything that
+//! changes an experiment goes through the handle as a [`Cmd`]: the worker sessions
+//! (`crate::workers`) send hellos, reports and goodbyes, the API sends creates and cancels.
+//! Committed events are broadcast to [`Engine::subscribe`]rs (the SSE streams), which fall
+//! back to the store when they lag.
+//!
+//! What it is not: no HTTP (that is `crate::experiments`), no WebSocket (that is
+//! `crate::workers`), no algorithms (that is `albedo-tuning`).
+//!
+//! Layout: [`core`] (the driver's state and decisions), [`db`] (its tables and queries).
+
+pub mod core;
+pub mod db;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::Connection;
+use tokio::sync::{broadcast, oneshot};
+
+use albedo_shared::api::RunningTrial;
+use albedo_shared::events::EventRecord;
+use albedo_shared::experiment::{ExperimentId, ExperimentSpec};
+use albedo_shared::protocol::{JobId, JobSpec};
+
+pub use self::core::{Cmd, ConnId, Core};
+use crate::error::BackendError;
+
+/// Most inputs handled in one transaction.
+const MAX_BATCH: usize = 4096;
+
+/// Events kept for subscribers that fall behind (they re-read the store past that).
+const EVENT_BUFFER: usize = 16_384;
+
+/// Handle on the engine thread; cheap to clone. The thread ends when every handle is gone.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    tx: std_mpsc::Sender<Cmd>,
+    events: broadcast::Sender<Arc<EventRecord>>,
+    running: Arc<Mutex<HashMap<String, Vec<RunningTrial>>>>,
+    next_conn: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Engine {
+    /// Opens the engine on the store file `db_path` and starts its thread. `lease_grace` is
+    /// how long a lease whose worker is gone waits for that worker to come back.
+    pub fn start(db_path: &Path, lease_grace: Duration) -> Result<Engine, BackendError> {
+        let conn = Connection::open(db_path)?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let mut core = Core::open(conn, lease_grace)?;
+        let (tx, rx) = std_mpsc::channel::<Cmd>();
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let feed = events.clone();
+        let running = Arc::new(Mutex::new(HashMap::new()));
+        let running_out = running.clone();
+        let tick = (lease_grace / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        std::thread::Builder::new()
+            .name("albedo-engine".into())
+            .spawn(move || {
+                // A first batch resumes work (dispatch, expired orphans) without waiting.
+                let mut batch = Vec::new();
+                loop {
+                    let delivery = core.handle_batch(std::mem::take(&mut batch));
+                    *running_out.lock().unwrap_or_else(|p| p.into_inner()) = delivery.running;
+                    for event in delivery.events {
+                        let _ = feed.send(Arc::new(event));
+                    }
+                    match rx.recv_timeout(tick) {
+                        Ok(cmd) => batch.push(cmd),
+                        Err(std_mpsc::RecvTimeoutError::Timeout) => continue,
+                        Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
+                    }
+                    while batch.len() < MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(cmd) => batch.push(cmd),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                tracing::debug!("engine thread stopped");
+            })
+            .map_err(|source| BackendError::Io {
+                context: "starting the engine thread".into(),
+                source,
+            })?;
+        Ok(Engine {
+            tx,
+            events,
+            running,
+            next_conn: Arc::new(std::sync::atomic::AtomicU64::new(1)),
+        })
+    }
+
+    /// A fresh id for a worker connection.
+    pub fn next_conn_id(&self) -> ConnId {
+        self.next_conn
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Hands `cmd` to the driver.
+    pub fn send(&self, cmd: Cmd) -> Result<(), BackendError> {
+        self.tx
+            .send(cmd)
+            .map_err(|_| BackendError::Unavailable("the experiment engine has stopped".into()))
+    }
+
+    /// Creates an experiment from a spec (validated again by the driver); answers once it is
+    /// stored.
+    pub async fn create(&self, spec: ExperimentSpec) -> Result<ExperimentId, BackendError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Cmd::Create {
+            spec: Box::new(spec),
+            reply,
+        })?;
+        rx.await
+            .map_err(|_| BackendError::Unavailable("the experiment engine has stopped".into()))?
+    }
+
+    /// Cancels experiment row `seq`: its running trials are ordered to stop.
+    pub async fn cancel(&self, seq: i64) -> Result<(), BackendError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Cmd::Cancel { seq, reply })?;
+        rx.await
+            .map_err(|_| BackendError::Unavailable("the experiment engine has stopped".into()))?
+    }
+
+    /// Queues a job; answers once it is stored.
+    pub async fn create_job(&self, kind: &str, spec: JobSpec) -> Result<JobId, BackendError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Cmd::CreateJob {
+            kind: kind.to_string(),
+            spec,
+            reply,
+        })?;
+        rx.await
+            .map_err(|_| BackendError::Unavailable("the experiment engine has stopped".into()))?
+    }
+
+    /// Cancels a job (a running one is told to stop).
+    pub async fn cancel_job(&self, job: JobId) -> Result<(), BackendError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Cmd::CancelJob { job, reply })?;
+        rx.await
+            .map_err(|_| BackendError::Unavailable("the experiment engine has stopped".into()))?
+    }
+
+    /// The trials a worker (by connection id, `w3`) runs, as of the last batch.
+    pub fn running_on(&self, worker_id: &str) -> Vec<RunningTrial> {
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(worker_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The live feed of committed events (every experiment).
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<EventRecord>> {
+        self.events.subscribe()
+    }
+}

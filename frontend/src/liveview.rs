@@ -1,0 +1,847 @@
+//! The live view of one experiment (`#/experiments/{id}`).
+//!
+//! What it is: loads the experiment, its trials and their series, then, while it runs,
+//! follows its events
+//! (an `EventSource` on `/api/experiments/{id}/events`, which reconnects with `Last-Event-ID`
+//! by itself; the stream is closed once the experiment has ended; an experiment that has
+//! already ended is drawn from the snapshot, its timeline from the trials' last attempts).
+//! Every event goes into
+//! [`LiveData`] (plain `Vec`s, no signal) and asks for one redraw at the next animation frame:
+//! however many events arrive, the canvases are drawn at most once a frame. The HTML parts
+//! (counts, leaderboard) are refreshed from the same frames, at most 5 times a second.
+//! Shows: the learning curves, a leaderboard, the worker timeline (one row per worker slot:
+//! async keeps every slot busy, BSP shows rounds), parallel coordinates of the parameters vs
+//! the metric, and for an ablation study each component's delta against the baseline
+//! (`/ablation`, fetched again when a trial ends). A Cancel button (user token).
+//!
+//! What it is not: no decisions about trials; the server's driver makes them.
+//!
+//! Hooks for browser tests: `#live[data-state]` (the experiment's state), `#live[data-events]`
+//! (last event number), `#live[data-draw-ms]` (time of the last frame's drawing),
+//! `#live[data-connection]` (`loading`, `live`, `reconnecting`,
+//! `ended`, `error`); `#curves[data-points]` (points drawn), `#curves[data-trials]`,
+//! `#curves[data-frames]` (draws so far); `#timeline[data-bars]`, `#timeline[data-lanes]`;
+//! `#parallel[data-lines]`; `#ablation-chart[data-bars]`; `#leaderboard tr[data-trial]`;
+//! `#trial-counts`; `#cancel-experiment`, `#cancel-error`.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use albedo_shared::api::{AblationReport, ExperimentSummary, TrialCounts};
+use albedo_shared::events::EventRecord;
+use albedo_shared::experiment::{Domain, ExperimentId, ExperimentState, TrialState};
+use leptos::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::Closure;
+
+use crate::api::{
+    cancel_experiment, events_url, fetch_ablation, fetch_experiment, fetch_metrics, fetch_trials,
+};
+use crate::browser::{context_2d, dpr, next_frame, now_ms};
+use crate::charts::{
+    self, Axis, AxisHint, CurvesLayout, draw_ablation, draw_curve_axes, draw_curve_marks,
+    draw_curve_paths, draw_parallel, draw_timeline, parameter_axes, state_colour,
+};
+use crate::experiments::fmt_value;
+use crate::live::LiveData;
+use crate::route::Route;
+use crate::token::UserToken;
+
+/// Width of the charts in CSS pixels.
+pub const CHART_WIDTH: f64 = 760.0;
+/// Height of the curves chart.
+pub const CURVES_HEIGHT: f64 = 320.0;
+/// Height of the parallel coordinates.
+pub const PARALLEL_HEIGHT: f64 = 240.0;
+/// Rows of the leaderboard.
+pub const LEADERBOARD_ROWS: usize = 15;
+/// Least time between two refreshes of the HTML parts and the charts other than the curves.
+pub const DOM_REFRESH_MS: f64 = 200.0;
+/// Least time between two redraws of the layer of ended trials' curves.
+pub const LAYER_REDRAW_MS: f64 = 250.0;
+/// The SSE event names (the `type` tags of [`albedo_shared::events::ExperimentEvent`]).
+pub const EVENT_KINDS: [&str; 6] = [
+    "experiment",
+    "trial_created",
+    "trial_leased",
+    "metric",
+    "stop_ordered",
+    "trial_state",
+];
+
+/// One row of the leaderboard.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BoardRow {
+    /// Rank from 1.
+    pub rank: usize,
+    /// Trial id.
+    pub trial: u64,
+    /// Objective value.
+    pub value: f64,
+    /// State.
+    pub state: TrialState,
+    /// Parameters, `name=value` joined.
+    pub params: String,
+    /// Steps reported.
+    pub steps: usize,
+    /// Why it stopped or failed.
+    pub reason: Option<String>,
+}
+
+/// The reactive handles the frames refresh.
+#[derive(Debug, Clone, Copy)]
+struct Shown {
+    state: RwSignal<Option<ExperimentState>>,
+    counts: RwSignal<TrialCounts>,
+    board: RwSignal<Vec<BoardRow>>,
+    connection: RwSignal<&'static str>,
+    has_ablation: RwSignal<bool>,
+}
+
+/// What the view keeps outside signals.
+struct Live {
+    id: ExperimentId,
+    data: RefCell<Option<LiveData>>,
+    ablation: RefCell<Option<AblationReport>>,
+    axes: RefCell<Vec<(String, AxisHint)>>,
+    layer: RefCell<Option<Layer>>,
+    frame_pending: Cell<bool>,
+    alive: Cell<bool>,
+    dom_dirty: Cell<bool>,
+    last_dom_ms: Cell<f64>,
+    frames: Cell<u64>,
+    ablation_busy: Cell<bool>,
+    ablation_again: Cell<bool>,
+    source: RefCell<Option<Source>>,
+    canvases: Canvases,
+    shown: Shown,
+}
+
+/// The curves of ended trials (which never change) drawn once into a canvas of their own,
+/// so that a frame draws them with one `drawImage` and strokes only the running ones.
+#[derive(Default)]
+struct Layer {
+    canvas: Option<web_sys::HtmlCanvasElement>,
+    /// Scales and size it was drawn at (bits of the floats).
+    key: Vec<u64>,
+    /// Which trials (by index) it holds.
+    held: Vec<bool>,
+    /// Points it holds.
+    points: usize,
+    /// When it was last drawn.
+    drawn_ms: f64,
+}
+
+impl Layer {
+    fn holds(&self, i: usize) -> bool {
+        self.held.get(i).copied().unwrap_or(false)
+    }
+
+    /// Redraws the layer when the scales changed; adds the trials that have ended since it
+    /// was last drawn (at most every [`LAYER_REDRAW_MS`]; until then they are drawn live).
+    fn update(&mut self, data: &LiveData, l: &CurvesLayout, dpr: f64) {
+        let key: Vec<u64> = [
+            l.xs.d0, l.xs.d1, l.xs.p0, l.xs.p1, l.ys.d0, l.ys.d1, l.ys.p0, l.ys.p1, l.w, l.h, dpr,
+        ]
+        .iter()
+        .map(|v| v.to_bits())
+        .collect();
+        let now = now_ms();
+        let rescaled = key != self.key;
+        let newly_ended = data
+            .trials
+            .iter()
+            .enumerate()
+            .any(|(i, t)| t.state.is_final() && !self.holds(i));
+        let due = newly_ended && now - self.drawn_ms >= LAYER_REDRAW_MS;
+        if !(rescaled || due) {
+            return;
+        }
+        if self.canvas.is_none() {
+            self.canvas = web_sys::window()
+                .and_then(|w| w.document())
+                .and_then(|d| d.create_element("canvas").ok())
+                .and_then(|e| e.dyn_into::<web_sys::HtmlCanvasElement>().ok());
+        }
+        let Some(canvas) = &self.canvas else {
+            self.points = 0;
+            self.held.clear();
+            return;
+        };
+        let Some(ctx) = context_2d(canvas) else {
+            self.points = 0;
+            self.held.clear();
+            return;
+        };
+        if rescaled {
+            // Everything moved: start again.
+            let (bw, bh) = ((l.w * dpr).round() as u32, (l.h * dpr).round() as u32);
+            if canvas.width() != bw || canvas.height() != bh {
+                canvas.set_width(bw);
+                canvas.set_height(bh);
+            }
+            let _ = ctx.set_transform(1.0, 0.0, 0.0, 1.0, 0.0, 0.0);
+            ctx.clear_rect(0.0, 0.0, f64::from(bw), f64::from(bh));
+            self.held.clear();
+            self.points = 0;
+        }
+        // Add the trials that ended since (ended trials never change).
+        let _ = ctx.set_transform(dpr, 0.0, 0.0, dpr, 0.0, 0.0);
+        let held = &self.held;
+        let add: Vec<bool> = data
+            .trials
+            .iter()
+            .enumerate()
+            .map(|(i, t)| t.state.is_final() && !held.get(i).copied().unwrap_or(false))
+            .collect();
+        self.points += draw_curve_paths(&ctx, l, data, |i| add[i]);
+        self.held.resize(data.trials.len(), false);
+        for (i, a) in add.iter().enumerate() {
+            if *a {
+                self.held[i] = true;
+            }
+        }
+        self.key = key;
+        self.drawn_ms = now;
+    }
+}
+
+/// The open event stream and its listeners (dropped together).
+struct Source {
+    es: web_sys::EventSource,
+    _on_event: Closure<dyn FnMut(web_sys::MessageEvent)>,
+    _on_open: Closure<dyn FnMut(web_sys::Event)>,
+    _on_error: Closure<dyn FnMut(web_sys::Event)>,
+}
+
+#[derive(Clone, Copy)]
+struct Canvases {
+    curves: NodeRef<leptos::html::Canvas>,
+    timeline: NodeRef<leptos::html::Canvas>,
+    parallel: NodeRef<leptos::html::Canvas>,
+    ablation: NodeRef<leptos::html::Canvas>,
+    root: NodeRef<leptos::html::Div>,
+}
+
+impl Live {
+    /// Asks for a redraw at the next animation frame (once, however often it is asked).
+    fn schedule(self: &Rc<Self>) {
+        self.dom_dirty.set(true);
+        if self.frame_pending.replace(true) {
+            return;
+        }
+        let me = Rc::clone(self);
+        next_frame(move || me.frame());
+    }
+
+    fn frame(self: &Rc<Self>) {
+        self.frame_pending.set(false);
+        if !self.alive.get() {
+            return;
+        }
+        self.frames.set(self.frames.get() + 1);
+        let started = now_ms();
+        // The curves every frame; the rest (other charts, HTML) at most every
+        // DOM_REFRESH_MS, and at once when the experiment has ended.
+        let ended = self
+            .data
+            .borrow()
+            .as_ref()
+            .is_some_and(|d| d.state != ExperimentState::Running);
+        let slow =
+            self.dom_dirty.get() && (ended || started - self.last_dom_ms.get() >= DOM_REFRESH_MS);
+        self.draw_curves();
+        if slow {
+            self.last_dom_ms.set(started);
+            self.dom_dirty.set(false);
+            self.draw_others();
+        }
+        if let Some(root) = self.canvases.root.get_untracked() {
+            let _ = root.set_attribute("data-draw-ms", &format!("{:.1}", now_ms() - started));
+        }
+        if slow {
+            self.refresh_dom();
+        } else if self.dom_dirty.get() && !self.frame_pending.replace(true) {
+            // Come back later for the slower parts (the curves are already current).
+            let me = Rc::clone(self);
+            next_frame(move || me.frame());
+        }
+    }
+
+    /// Draws the curves: the cached layer of ended trials, then the others on top.
+    fn draw_curves(&self) {
+        let data = self.data.borrow();
+        let Some(data) = data.as_ref() else {
+            return;
+        };
+        let Some(canvas) = self.canvases.curves.get_untracked() else {
+            return;
+        };
+        let Some(ctx) = context_2d(&canvas) else {
+            return;
+        };
+        let ratio = dpr();
+        let layout = CurvesLayout::new(CHART_WIDTH, CURVES_HEIGHT, data);
+        let mut layer = self.layer.borrow_mut();
+        let layer = layer.get_or_insert_with(Layer::default);
+        layer.update(data, &layout, ratio);
+        charts::begin(&canvas, &ctx, CHART_WIDTH, CURVES_HEIGHT, ratio);
+        draw_curve_axes(&ctx, &layout, &data.metric);
+        if let Some(cached) = &layer.canvas
+            && layer.points > 0
+        {
+            let _ = ctx.draw_image_with_html_canvas_element_and_dw_and_dh(
+                cached,
+                0.0,
+                0.0,
+                CHART_WIDTH,
+                CURVES_HEIGHT,
+            );
+        }
+        let live_points = draw_curve_paths(&ctx, &layout, data, |i| !layer.holds(i));
+        draw_curve_marks(&ctx, &layout, data);
+        let set = |k: &str, v: String| {
+            let _ = canvas.set_attribute(k, &v);
+        };
+        set("data-points", (layer.points + live_points).to_string());
+        set("data-cached-points", layer.points.to_string());
+        set(
+            "data-trials",
+            data.trials
+                .iter()
+                .filter(|t| !t.steps.is_empty())
+                .count()
+                .to_string(),
+        );
+        set("data-frames", self.frames.get().to_string());
+        if let Some(root) = self.canvases.root.get_untracked() {
+            let _ = root.set_attribute("data-events", &data.last_event.to_string());
+        }
+    }
+
+    /// Draws the timeline, the parallel coordinates and the ablation bars.
+    fn draw_others(&self) {
+        let data = self.data.borrow();
+        let Some(data) = data.as_ref() else {
+            return;
+        };
+        let ratio = dpr();
+        let c = self.canvases;
+        if let Some(canvas) = c.timeline.get_untracked()
+            && let Some(ctx) = context_2d(&canvas)
+        {
+            let h = (data.lanes.len().max(1) as f64 * 24.0 + 30.0).max(80.0);
+            charts::begin(&canvas, &ctx, CHART_WIDTH, h, ratio);
+            let _ =
+                canvas.set_attribute("style", &format!("width: {CHART_WIDTH}px; height: {h}px"));
+            let bars = draw_timeline(&ctx, CHART_WIDTH, h, data);
+            let _ = canvas.set_attribute("data-bars", &bars.to_string());
+            let _ = canvas.set_attribute("data-lanes", &data.lanes.len().to_string());
+        }
+        if let Some(canvas) = c.parallel.get_untracked()
+            && let Some(ctx) = context_2d(&canvas)
+        {
+            charts::begin(&canvas, &ctx, CHART_WIDTH, PARALLEL_HEIGHT, ratio);
+            let axes: Vec<Axis> = { parameter_axes(data, &self.axes.borrow()) };
+            let lines = draw_parallel(&ctx, CHART_WIDTH, PARALLEL_HEIGHT, data, &axes);
+            let _ = canvas.set_attribute("data-lines", &lines.to_string());
+        }
+        if let Some(canvas) = c.ablation.get_untracked()
+            && let Some(ctx) = context_2d(&canvas)
+            && let Some(report) = self.ablation.borrow().as_ref()
+        {
+            let h = report.components.len() as f64 * 26.0 + 34.0;
+            charts::begin(&canvas, &ctx, CHART_WIDTH, h, ratio);
+            let _ =
+                canvas.set_attribute("style", &format!("width: {CHART_WIDTH}px; height: {h}px"));
+            let bars = draw_ablation(&ctx, CHART_WIDTH, h, report);
+            let _ = canvas.set_attribute("data-bars", &bars.to_string());
+        }
+    }
+
+    fn refresh_dom(&self) {
+        let shown = self.shown;
+        let Some((board, counts, state)) = self.data.borrow().as_ref().map(Self::dom_parts) else {
+            return;
+        };
+        if shown.board.try_get_untracked().as_ref() != Some(&board) {
+            shown.board.try_set(board);
+        }
+        if shown.counts.try_get_untracked().as_ref() != Some(&counts) {
+            shown.counts.try_set(counts);
+        }
+        if shown.state.try_get_untracked() != Some(Some(state)) {
+            shown.state.try_set(Some(state));
+        }
+    }
+
+    fn dom_parts(data: &LiveData) -> (Vec<BoardRow>, TrialCounts, ExperimentState) {
+        let board: Vec<BoardRow> = data
+            .leaderboard(LEADERBOARD_ROWS)
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| BoardRow {
+                rank: i + 1,
+                trial: t.id.0,
+                value: t.value.unwrap_or(f64::NAN),
+                state: t.state,
+                params: t
+                    .params
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", short_value(v)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                steps: t.steps.len(),
+                reason: t.reason.clone(),
+            })
+            .collect();
+        (board, data.counts(), data.state)
+    }
+
+    /// Takes one SSE message.
+    fn on_message(self: &Rc<Self>, text: &str) {
+        let rec: EventRecord = match serde_json::from_str(text) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "unreadable event");
+                return;
+            }
+        };
+        let applied = match self.data.borrow_mut().as_mut() {
+            Some(d) => d.apply(&rec),
+            None => return,
+        };
+        if applied.trial_ended && self.shown.has_ablation.get_untracked() {
+            self.refresh_ablation();
+        }
+        if applied.experiment_ended {
+            self.close_stream("ended");
+            if self.shown.has_ablation.get_untracked() {
+                self.refresh_ablation();
+            }
+        }
+        if applied.changed {
+            self.schedule();
+        }
+    }
+
+    fn close_stream(&self, why: &'static str) {
+        if let Some(s) = self.source.borrow_mut().take() {
+            s.es.close();
+            // Called from inside a listener: drop the listeners once it has returned.
+            crate::browser::after(0, move || drop(s));
+        }
+        self.shown.connection.try_set(why);
+    }
+
+    fn open_stream(self: &Rc<Self>) {
+        let url = events_url(&self.id);
+        let es = match web_sys::EventSource::new(&url) {
+            Ok(es) => es,
+            Err(e) => {
+                tracing::error!(error = ?e, "no EventSource");
+                self.shown.connection.try_set("error");
+                return;
+            }
+        };
+        let me = Rc::clone(self);
+        let on_event =
+            Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |ev: web_sys::MessageEvent| {
+                if let Some(text) = ev.data().as_string() {
+                    me.on_message(&text);
+                }
+            });
+        for kind in EVENT_KINDS {
+            if es
+                .add_event_listener_with_callback(kind, on_event.as_ref().unchecked_ref())
+                .is_err()
+            {
+                tracing::warn!(kind, "could not listen to an event kind");
+            }
+        }
+        let shown = self.shown;
+        let on_open = Closure::<dyn FnMut(web_sys::Event)>::new(move |_: web_sys::Event| {
+            shown.connection.try_set("live");
+        });
+        es.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+        let es2 = es.clone();
+        let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_: web_sys::Event| {
+            // The browser reconnects by itself (with Last-Event-ID) unless it gave up.
+            let s = if es2.ready_state() == web_sys::EventSource::CLOSED {
+                "error"
+            } else {
+                "reconnecting"
+            };
+            shown.connection.try_set(s);
+        });
+        es.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        *self.source.borrow_mut() = Some(Source {
+            es,
+            _on_event: on_event,
+            _on_open: on_open,
+            _on_error: on_error,
+        });
+    }
+
+    /// Fetches the ablation deltas (again, once the fetch in flight is done).
+    fn refresh_ablation(self: &Rc<Self>) {
+        if self.ablation_busy.replace(true) {
+            self.ablation_again.set(true);
+            return;
+        }
+        let me = Rc::clone(self);
+        leptos::task::spawn_local(async move {
+            loop {
+                me.ablation_again.set(false);
+                match fetch_ablation(&me.id).await {
+                    Ok(r) => *me.ablation.borrow_mut() = Some(r),
+                    Err(e) => tracing::warn!(error = %e, "ablation deltas unavailable"),
+                }
+                if !me.alive.get() || !me.ablation_again.get() {
+                    break;
+                }
+            }
+            me.ablation_busy.set(false);
+            if me.alive.get() {
+                me.schedule();
+            }
+        });
+    }
+
+    fn shutdown(&self) {
+        self.alive.set(false);
+        if let Some(s) = self.source.borrow_mut().take() {
+            s.es.close();
+        }
+    }
+}
+
+/// A parameter value, short.
+fn short_value(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Number(n) => match n.as_f64() {
+            Some(f) if n.is_f64() => {
+                let a = f.abs();
+                if a != 0.0 && !(1e-3..1e4).contains(&a) {
+                    format!("{f:.2e}")
+                } else {
+                    format!("{}", (f * 1e4).round() / 1e4)
+                }
+            }
+            _ => n.to_string(),
+        },
+        other => charts::value_label(other),
+    }
+}
+
+/// The live view of experiment `id`.
+#[component]
+pub fn ExperimentView(id: ExperimentId) -> impl IntoView {
+    let summary = RwSignal::new(None::<ExperimentSummary>);
+    let load_error = RwSignal::new(None::<String>);
+    let cancel_error = RwSignal::new(None::<String>);
+    let cancelling = RwSignal::new(false);
+    let shown = Shown {
+        state: RwSignal::new(None),
+        counts: RwSignal::new(TrialCounts::default()),
+        board: RwSignal::new(Vec::new()),
+        connection: RwSignal::new("loading"),
+        has_ablation: RwSignal::new(false),
+    };
+    let canvases = Canvases {
+        curves: NodeRef::new(),
+        timeline: NodeRef::new(),
+        parallel: NodeRef::new(),
+        ablation: NodeRef::new(),
+        root: NodeRef::new(),
+    };
+    let live = Rc::new(Live {
+        id: id.clone(),
+        data: RefCell::new(None),
+        ablation: RefCell::new(None),
+        axes: RefCell::new(Vec::new()),
+        layer: RefCell::new(None),
+        frame_pending: Cell::new(false),
+        alive: Cell::new(true),
+        dom_dirty: Cell::new(false),
+        last_dom_ms: Cell::new(f64::NEG_INFINITY),
+        frames: Cell::new(0),
+        ablation_busy: Cell::new(false),
+        ablation_again: Cell::new(false),
+        source: RefCell::new(None),
+        canvases,
+        shown,
+    });
+    let handle = StoredValue::new_local(Rc::clone(&live));
+    on_cleanup(move || {
+        // Closes the stream and breaks the cycle stream -> listener -> view.
+        handle.try_with_value(|l| l.shutdown());
+    });
+
+    {
+        let live = Rc::clone(&live);
+        leptos::task::spawn_local(async move {
+            let id = live.id.clone();
+            let s = match fetch_experiment(&id).await {
+                Ok(s) => s,
+                Err(e) => {
+                    load_error.try_set(Some(e.to_string()));
+                    live.shown.connection.try_set("error");
+                    return;
+                }
+            };
+            let (trials, series) =
+                futures_util::future::join(fetch_trials(&id), fetch_metrics(&id)).await;
+            let (trials, series) = match (trials, series) {
+                (Ok(t), Ok(m)) => (t, m),
+                (Err(e), _) | (_, Err(e)) => {
+                    load_error.try_set(Some(e.to_string()));
+                    live.shown.connection.try_set("error");
+                    return;
+                }
+            };
+            if !live.alive.get() {
+                return;
+            }
+            let mut data = LiveData::new(&s.spec, s.state);
+            let ended = s.state != ExperimentState::Running;
+            if ended {
+                // Everything is in the snapshot: no need to replay the stream.
+                data.load_timeline(&trials);
+            }
+            data.load_snapshot(trials, series);
+            let axes: Vec<(String, AxisHint)> = if s.spec.params.is_empty() {
+                let mut keys: Vec<(String, AxisHint)> = Vec::new();
+                for t in &data.trials {
+                    for k in t.params.keys() {
+                        if !keys.iter().any(|(n, _)| n == k) {
+                            keys.push((k.clone(), AxisHint::Infer));
+                        }
+                    }
+                }
+                keys
+            } else {
+                s.spec
+                    .params
+                    .iter()
+                    .map(|p| {
+                        let hint = match &p.domain {
+                            Domain::Float { log: true, .. } | Domain::Int { log: true, .. } => {
+                                AxisHint::Log
+                            }
+                            Domain::Float { .. } | Domain::Int { .. } => AxisHint::Linear,
+                            Domain::Categorical { values } => AxisHint::Values(values.clone()),
+                        };
+                        (p.name.clone(), hint)
+                    })
+                    .collect()
+            };
+            *live.axes.borrow_mut() = axes;
+            *live.data.borrow_mut() = Some(data);
+            let ablation = s.spec.ablation.is_some();
+            live.shown.has_ablation.try_set(ablation);
+            summary.try_set(Some(s));
+            if ablation {
+                live.refresh_ablation();
+            }
+            live.schedule();
+            if ended {
+                live.shown.connection.try_set("ended");
+            } else {
+                live.open_stream();
+            }
+        });
+    }
+
+    let token = expect_context::<UserToken>().0;
+    let cancel = move |_| {
+        let Some(s) = summary.get_untracked() else {
+            return;
+        };
+        cancelling.set(true);
+        cancel_error.set(None);
+        let t = token.get_untracked();
+        leptos::task::spawn_local(async move {
+            if let Err(e) = cancel_experiment(&s.id, t.as_deref()).await {
+                cancel_error.try_set(Some(e.for_people()));
+            }
+            cancelling.try_set(false);
+        });
+    };
+
+    let id_text = id.0.clone();
+    let state_text = move || {
+        shown
+            .state
+            .get()
+            .or_else(|| summary.with(|s| s.as_ref().map(|s| s.state)))
+            .map_or("loading", ExperimentState::as_str)
+    };
+
+    view! {
+        <main
+            class="live-page"
+        >
+            <div
+                id="live"
+                class="live"
+                node_ref=canvases.root
+                data-experiment-id=id.0.clone()
+                data-state=state_text
+                data-connection=move || shown.connection.get()
+            >
+                <div class="live-head panel">
+                    <a href=Route::Experiments.href() class="back">"← Experiments"</a>
+                    <h2>
+                        {move || summary.with(|s| match s {
+                            Some(s) => format!("{} · {}", s.id, s.name),
+                            None => id_text.clone(),
+                        })}
+                    </h2>
+                    <span id="experiment-state" class=move || format!("state-badge {}", state_text())>
+                        {state_text}
+                    </span>
+                    <span class="connection muted">{move || match shown.connection.get() {
+                        "live" => "live",
+                        "reconnecting" => "reconnecting…",
+                        "ended" => "",
+                        "error" => "stream unavailable",
+                        _ => "loading…",
+                    }}</span>
+                    <span id="trial-counts" class="counts">
+                        {move || {
+                            let c = shown.counts.get();
+                            let max = summary.with(|s| s.as_ref().map_or(0, |s| s.spec.max_trials));
+                            format!(
+                                "{} of {max} trials done · {} running · {} queued · {} paused · {} stopped early · {} failed",
+                                c.finished + c.stopped + c.failed,
+                                c.running,
+                                c.queued,
+                                c.paused,
+                                c.stopped,
+                                c.failed
+                            )
+                        }}
+                    </span>
+                    <button
+                        type="button"
+                        id="cancel-experiment"
+                        disabled=move || cancelling.get() || state_text() != "running"
+                        on:click=cancel
+                    >
+                        "Cancel"
+                    </button>
+                    <p class="status error" id="cancel-error" hidden=move || cancel_error.with(Option::is_none)>
+                        {move || cancel_error.get().unwrap_or_default()}
+                    </p>
+                    <p class="status error" id="live-error" hidden=move || load_error.with(Option::is_none)>
+                        {move || load_error.get().map(|e| format!("Could not load the experiment: {e}")).unwrap_or_default()}
+                    </p>
+                    <p class="muted spec-line">{move || summary.with(|s| s.as_ref().map(spec_line))}</p>
+                </div>
+                <div class="live-grid">
+                    <section class="panel">
+                        <h3>"Learning curves"</h3>
+                        <div class="legend-row">
+                            {[TrialState::Running, TrialState::Finished, TrialState::Stopped, TrialState::Paused, TrialState::Failed]
+                                .into_iter()
+                                .map(|s| view! {
+                                    <span class="key"><span class="swatch" style=format!("background: {}", state_colour(s))></span>{s.as_str()}</span>
+                                })
+                                .collect_view()}
+                            <span class="key"><span class="swatch best"></span>"best"</span>
+                            <span class="key">"✕ stopped early"</span>
+                        </div>
+                        <canvas
+                            id="curves"
+                            node_ref=canvases.curves
+                            style=format!("width: {CHART_WIDTH}px; height: {CURVES_HEIGHT}px")
+                            data-background=charts::BACKGROUND
+                        ></canvas>
+                        <h3>"Parameters vs metric"</h3>
+                        <canvas
+                            id="parallel"
+                            node_ref=canvases.parallel
+                            style=format!("width: {CHART_WIDTH}px; height: {PARALLEL_HEIGHT}px")
+                        ></canvas>
+                        <Show when=move || shown.has_ablation.get()>
+                            <h3>"Ablation: each component's effect (delta against the baseline)"</h3>
+                            <canvas id="ablation-chart" node_ref=canvases.ablation></canvas>
+                        </Show>
+                        <h3>"Worker timeline"</h3>
+                        <canvas id="timeline" node_ref=canvases.timeline></canvas>
+                    </section>
+                    <section class="panel leaderboard-panel">
+                        <h3>"Leaderboard"</h3>
+                        <table id="leaderboard" class="table">
+                            <thead>
+                                <tr>
+                                    <th>"#"</th>
+                                    <th>"Trial"</th>
+                                    <th>"Value"</th>
+                                    <th>"State"</th>
+                                    <th>"Parameters"</th>
+                                </tr>
+                            </thead>
+                            <tbody>
+                                <For
+                                    each=move || shown.board.get()
+                                    key=|r| (r.rank, r.trial, r.value.to_bits(), r.state, r.steps)
+                                    let:r
+                                >
+                                    <tr data-trial=r.trial.to_string() data-state=r.state.as_str()>
+                                        <td class="num">{r.rank}</td>
+                                        <td class="num">{r.trial}</td>
+                                        <td class="num">{fmt_value(r.value)}</td>
+                                        <td title=r.reason.clone().unwrap_or_default()>
+                                            <span class="swatch" style=format!("background: {}", state_colour(r.state))></span>
+                                            {r.state.as_str()}
+                                        </td>
+                                        <td class="params">{r.params.clone()}</td>
+                                    </tr>
+                                </For>
+                            </tbody>
+                        </table>
+                        <p class="muted" hidden=move || !shown.board.with(Vec::is_empty)>
+                            "No trial has reported yet."
+                        </p>
+                    </section>
+                </div>
+            </div>
+        </main>
+    }
+}
+
+/// One line about the spec: optimizer or ablation, stopping, mode, parallelism.
+fn spec_line(s: &ExperimentSummary) -> String {
+    let spec = &s.spec;
+    let what = match (&spec.optimizer, &spec.ablation) {
+        (_, Some(a)) => format!("ablation of {} components", a.components.len()),
+        (Some(o), None) => {
+            let name = serde_json::to_value(o)
+                .ok()
+                .and_then(|v| v["type"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            format!("{name} search over {} parameters", spec.params.len())
+        }
+        (None, None) => String::new(),
+    };
+    let stopping = match spec.early_stopping {
+        albedo_shared::experiment::EarlyStoppingSpec::None {} => "no early stopping",
+        albedo_shared::experiment::EarlyStoppingSpec::Median { .. } => "median stopping rule",
+    };
+    let mode = match spec.mode {
+        albedo_shared::experiment::Mode::Async => "async",
+        albedo_shared::experiment::Mode::Bsp => "BSP",
+    };
+    format!(
+        "{what} · {} {} · {stopping} · {mode} · parallelism {}",
+        spec.metric,
+        match spec.direction {
+            albedo_shared::experiment::Direction::Maximize => "maximised",
+            albedo_shared::experiment::Direction::Minimize => "minimised",
+        },
+        spec.parallelism
+            .map_or("all free slots".to_string(), |p| p.to_string())
+    )
+}

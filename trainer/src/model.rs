@@ -1,0 +1,167 @@
+//! The network: conv blocks, global average pooling, dropout, a linear classifier.
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d, Relu};
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::TrainerError;
+
+/// What the network is made of: enough to rebuild it before loading its weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchConfig {
+    /// Input channels.
+    pub in_channels: usize,
+    /// Classes (outputs).
+    pub num_classes: usize,
+    /// Patch side in pixels.
+    pub patch_size: usize,
+    /// Output channels of `block1`.
+    pub width: usize,
+    /// Blocks before ablation.
+    pub depth: usize,
+    /// Blocks left out.
+    pub skip_blocks: Vec<String>,
+    /// Dropout before the classifier (training only).
+    pub dropout: f64,
+}
+
+impl ArchConfig {
+    /// `(name, in, out)` of each kept block: block `i` outputs `width * 2^(i-1)` channels.
+    pub fn blocks(&self) -> Vec<(String, usize, usize)> {
+        let mut c_in = self.in_channels;
+        let mut out = Vec::new();
+        for i in 1..=self.depth {
+            let name = format!("block{i}");
+            if self.skip_blocks.contains(&name) {
+                continue;
+            }
+            let c_out = self.width << (i - 1);
+            out.push((name, c_in, c_out));
+            c_in = c_out;
+        }
+        out
+    }
+
+    /// Features entering the classifier.
+    pub fn features(&self) -> usize {
+        self.blocks().last().map_or(self.in_channels, |b| b.2)
+    }
+
+    /// Checks that the network can be built (every kept block halves the patch side).
+    pub fn validate(&self) -> Result<(), TrainerError> {
+        if self.in_channels == 0 {
+            return Err(TrainerError::param("channels", "no input channel left"));
+        }
+        if self.num_classes < 2 {
+            return Err(TrainerError::Data(format!(
+                "the dataset has {} class(es); classification needs at least 2",
+                self.num_classes
+            )));
+        }
+        let n = self.blocks().len();
+        if n == 0 {
+            return Err(TrainerError::param(
+                "drop_block",
+                "at least one block must remain",
+            ));
+        }
+        if self.patch_size >> n == 0 {
+            return Err(TrainerError::param(
+                "depth",
+                format!(
+                    "{n} blocks halve a {p}x{p} patch {n} times: too deep for this patch size",
+                    p = self.patch_size
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Conv 3x3 (same padding) -> batch norm -> ReLU -> max pool 2x2.
+#[derive(Module, Debug)]
+pub(crate) struct ConvBlock {
+    conv: Conv2d,
+    norm: BatchNorm,
+    act: Relu,
+    pool: MaxPool2d,
+}
+
+impl ConvBlock {
+    fn new(c_in: usize, c_out: usize, device: &Device) -> Self {
+        ConvBlock {
+            conv: Conv2dConfig::new([c_in, c_out], [3, 3])
+                .with_padding(PaddingConfig2d::Same)
+                .with_bias(false)
+                .init(device),
+            norm: BatchNormConfig::new(c_out).init(device),
+            act: Relu::new(),
+            pool: MaxPool2dConfig::new([2, 2]).init(),
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.pool
+            .forward(self.act.forward(self.norm.forward(self.conv.forward(x))))
+    }
+}
+
+/// The whole network.
+#[derive(Module, Debug)]
+pub(crate) struct Net {
+    blocks: Vec<ConvBlock>,
+    gap: AdaptiveAvgPool2d,
+    head: Linear,
+}
+
+impl Net {
+    /// A freshly initialised network (weights drawn lazily from the device's RNG: call
+    /// [`Net::materialize_params`] to draw them now).
+    pub(crate) fn new(arch: &ArchConfig, device: &Device) -> Net {
+        Net {
+            blocks: arch
+                .blocks()
+                .into_iter()
+                .map(|(_, i, o)| ConvBlock::new(i, o, device))
+                .collect(),
+            gap: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
+            head: LinearConfig::new(arch.features(), arch.num_classes).init(device),
+        }
+    }
+
+    /// Draws every lazily initialised parameter now (so that the draws happen while the
+    /// caller holds the RNG).
+    pub(crate) fn materialize_params(&self) {
+        struct Touch;
+        impl ModuleVisitor for Touch {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                let _ = param.val();
+            }
+        }
+        self.visit(&mut Touch);
+    }
+
+    /// Logits `[B, K]` of `x` `[B, C, P, P]`; `keep` (`[B, F]`, 0 or 1/(1-p)) is the dropout
+    /// mask of a training pass.
+    pub(crate) fn forward(&self, x: Tensor<4>, keep: Option<Tensor<2>>) -> Tensor<2> {
+        let mut x = x;
+        for b in &self.blocks {
+            x = b.forward(x);
+        }
+        let [n, f, _, _] = x.dims();
+        let mut h: Tensor<2> = self.gap.forward(x).reshape([n, f]);
+        if let Some(k) = keep {
+            h = h * k;
+        }
+        self.head.forward(h)
+    }
+
+    /// Shape `[out, in, 3, 3]` of the first convolution's weight.
+    pub(crate) fn first_conv_shape(&self) -> [usize; 4] {
+        self.blocks[0].conv.weight.val().dims()
+    }
+}
