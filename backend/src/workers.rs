@@ -27,6 +27,7 @@ use albedo_shared::protocol::{Device, PROTOCOL_VERSION, ServerMsg, WorkerMsg};
 use crate::app::AppState;
 use crate::auth::WorkerIdentity;
 use crate::engine::Cmd;
+use crate::error::BackendError;
 
 /// Most slots one worker may offer.
 pub const MAX_SLOTS: u32 = 1024;
@@ -118,12 +119,13 @@ pub fn routes() -> Router<AppState> {
         .route("/workers/connect", get(connect))
 }
 
-async fn list(State(state): State<AppState>) -> Json<Vec<WorkerInfo>> {
+async fn list(State(state): State<AppState>) -> Result<Json<Vec<WorkerInfo>>, BackendError> {
+    let mut running = state.engine.running().await?;
     let mut list = state.workers.list();
     for w in &mut list {
-        w.running = state.engine.running_on(&w.worker_id);
+        w.running = running.remove(&w.worker_id).unwrap_or_default();
     }
-    Json(list)
+    Ok(Json(list))
 }
 
 async fn connect(

@@ -259,16 +259,7 @@ mod tests {
 
     /// The benchmark's workload itself ([`crate::synthetic`]), 20 steps.
     fn synthetic(id: TrialId, params: &Params) -> Curve {
-        let curve = crate::synthetic::synthetic_curve(
-            params,
-            crate::synthetic::synthetic_seed(0xC0FFEE, id),
-            20,
-        )
-        .unwrap();
-        Curve {
-            values: curve.iter().map(|c| c.0).collect(),
-            step_secs: curve.iter().map(|c| c.1 / 1000.0).collect(),
-        }
+        crate::synthetic::sim_curve(params, 0xC0FFEE, id, 20, None).unwrap()
     }
 
     fn negated(id: TrialId, params: &Params) -> Curve {

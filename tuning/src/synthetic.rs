@@ -148,3 +148,23 @@ pub fn synthetic_curve(params: &Params, seed: u64, steps: u32) -> Result<Vec<(f6
         .map(|s| (p.mean_value(s) + NOISE_SD * noise.next_normal(), step_ms))
         .collect())
 }
+
+/// The curve of trial `trial` as the simulation takes it ([`crate::sim::Curve`], step times
+/// in seconds): the trial's seed mixed from `seed`, and `step_ms` replacing every step's own
+/// time when given, exactly as a worker runs it.
+pub fn sim_curve(
+    params: &Params,
+    seed: u64,
+    trial: TrialId,
+    steps: u32,
+    step_ms: Option<f64>,
+) -> Result<crate::sim::Curve, String> {
+    let curve = synthetic_curve(params, synthetic_seed(seed, trial), steps)?;
+    Ok(crate::sim::Curve {
+        values: curve.iter().map(|c| c.0).collect(),
+        step_secs: curve
+            .iter()
+            .map(|c| step_ms.unwrap_or(c.1) / 1000.0)
+            .collect(),
+    })
+}

@@ -101,6 +101,11 @@ pub enum Cmd {
         /// Answered once the cancel is stored.
         reply: oneshot::Sender<Result<(), BackendError>>,
     },
+    /// Which trials each worker (by connection id, `w3`) runs now.
+    Running {
+        /// The answer.
+        reply: oneshot::Sender<HashMap<String, Vec<RunningTrial>>>,
+    },
     /// Cancel an experiment.
     Cancel {
         /// Its row number.
@@ -277,8 +282,6 @@ impl std::fmt::Debug for Core {
 pub struct Delivery {
     /// Live events, in order.
     pub events: Vec<EventRecord>,
-    /// The trials each worker runs now, by worker id.
-    pub running: HashMap<String, Vec<RunningTrial>>,
 }
 
 impl Core {
@@ -425,10 +428,7 @@ impl Core {
                 if let Err(e) = self.load() {
                     tracing::error!(error = %e, "reloading the engine state failed");
                 }
-                Delivery {
-                    events: Vec::new(),
-                    running: HashMap::new(),
-                }
+                Delivery { events: Vec::new() }
             }
         }
     }
@@ -484,7 +484,6 @@ impl Core {
             }
         }
         Delivery {
-            running: self.running_by_worker(),
             events: std::mem::take(&mut self.events),
         }
     }
@@ -562,6 +561,10 @@ impl Core {
             }
             Cmd::Gone { conn } => {
                 self.gone(conn);
+                Ok(())
+            }
+            Cmd::Running { reply } => {
+                let _ = reply.send(self.running_by_worker());
                 Ok(())
             }
             Cmd::Create { spec, reply } => match self.create(*spec) {
@@ -1442,9 +1445,11 @@ impl Core {
     fn lease(&mut self, seq: i64, i: usize, conn: ConnId) -> Result<(), BackendError> {
         let lease = LeaseId(self.next_lease);
         self.next_lease += 1;
-        let w = self.workers.get_mut(&conn).expect("free connection");
-        w.active.insert(lease);
-        let (worker_id, worker_name) = (w.worker_id.clone(), w.name.clone());
+        self.workers
+            .get_mut(&conn)
+            .expect("free connection")
+            .active
+            .insert(lease);
         self.leases.insert(
             lease,
             LeaseInfo {
@@ -1455,35 +1460,48 @@ impl Core {
             },
         );
         let exp = self.exps.get_mut(&seq).expect("known experiment");
-        exp.active.insert(i);
-        let t = &mut exp.history[i];
-        t.state = TrialState::Running;
         let rt = &mut exp.rt[i];
-        rt.state = TrialState::Running;
         rt.attempt += 1;
         rt.lease = Some(lease);
-        rt.worker = Some(worker_name.clone());
         rt.started_ms = Some(now_ms());
-        let attempt = rt.attempt;
-        let resource = t.resource;
-        self.outbox.push((
-            conn,
-            ServerMsg::Assign {
-                lease,
-                trial: t.id,
-                experiment: db::experiment_id(seq).0,
-                attempt,
-                spec: exp.spec.trial.clone(),
-                params: t.params.clone(),
-                resource,
-            },
-        ));
+        let t = &exp.history[i];
+        let order = ServerMsg::Assign {
+            lease,
+            trial: t.id,
+            experiment: db::experiment_id(seq).0,
+            attempt: rt.attempt,
+            spec: exp.spec.trial.clone(),
+            params: t.params.clone(),
+            resource: t.resource,
+        };
+        self.start_run(seq, i, conn, order)
+    }
+
+    /// Trial `i` runs now on `conn`, which `order` (an assign or a continue) tells: marks it
+    /// running, stores it and says so.
+    fn start_run(
+        &mut self,
+        seq: i64,
+        i: usize,
+        conn: ConnId,
+        order: ServerMsg,
+    ) -> Result<(), BackendError> {
+        let w = &self.workers[&conn];
+        let (worker, worker_name) = (w.worker_id.clone(), w.name.clone());
+        let exp = self.exps.get_mut(&seq).expect("known experiment");
+        exp.active.insert(i);
+        exp.history[i].state = TrialState::Running;
+        let rt = &mut exp.rt[i];
+        rt.state = TrialState::Running;
+        rt.worker = Some(worker_name.clone());
+        let (attempt, resource) = (rt.attempt, exp.history[i].resource);
+        self.outbox.push((conn, order));
         self.save_trial(seq, i)?;
         self.emit(
             seq,
             ExperimentEvent::TrialLeased {
                 trial: TrialId(i as u64),
-                worker: worker_id,
+                worker,
                 worker_name,
                 attempt,
                 resource,
@@ -1510,31 +1528,11 @@ impl Core {
                 let w = self.workers.get_mut(&holder).expect("holder");
                 w.paused.remove(&lease);
                 w.active.insert(lease);
-                let (worker_id, worker_name) = (w.worker_id.clone(), w.name.clone());
-                let exp = self.exps.get_mut(&seq).expect("known experiment");
-                exp.active.insert(i);
-                exp.history[i].state = TrialState::Running;
-                let rt = &mut exp.rt[i];
-                rt.state = TrialState::Running;
-                let attempt = rt.attempt;
-                self.outbox.push((
-                    holder,
-                    ServerMsg::Continue {
-                        lease,
-                        resource: Some(resource),
-                    },
-                ));
-                self.save_trial(seq, i)?;
-                self.emit(
-                    seq,
-                    ExperimentEvent::TrialLeased {
-                        trial: TrialId(i as u64),
-                        worker: worker_id,
-                        worker_name,
-                        attempt,
-                        resource: Some(resource),
-                    },
-                )
+                let order = ServerMsg::Continue {
+                    lease,
+                    resource: Some(resource),
+                };
+                self.start_run(seq, i, holder, order)
             }
             other => {
                 if let Some((lease, _)) = other {

@@ -17,8 +17,8 @@ pub mod db;
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -43,7 +43,6 @@ const EVENT_BUFFER: usize = 16_384;
 pub struct Engine {
     tx: std_mpsc::Sender<Cmd>,
     events: broadcast::Sender<Arc<EventRecord>>,
-    running: Arc<Mutex<HashMap<String, Vec<RunningTrial>>>>,
     next_conn: Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -59,8 +58,6 @@ impl Engine {
         let (tx, rx) = std_mpsc::channel::<Cmd>();
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let feed = events.clone();
-        let running = Arc::new(Mutex::new(HashMap::new()));
-        let running_out = running.clone();
         let tick = (lease_grace / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
         std::thread::Builder::new()
             .name("albedo-engine".into())
@@ -69,7 +66,6 @@ impl Engine {
                 let mut batch = Vec::new();
                 loop {
                     let delivery = core.handle_batch(std::mem::take(&mut batch));
-                    *running_out.lock().unwrap_or_else(|p| p.into_inner()) = delivery.running;
                     for event in delivery.events {
                         let _ = feed.send(Arc::new(event));
                     }
@@ -94,7 +90,6 @@ impl Engine {
         Ok(Engine {
             tx,
             events,
-            running,
             next_conn: Arc::new(std::sync::atomic::AtomicU64::new(1)),
         })
     }
@@ -152,14 +147,12 @@ impl Engine {
             .map_err(|_| BackendError::Unavailable("the experiment engine has stopped".into()))?
     }
 
-    /// The trials a worker (by connection id, `w3`) runs, as of the last batch.
-    pub fn running_on(&self, worker_id: &str) -> Vec<RunningTrial> {
-        self.running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(worker_id)
-            .cloned()
-            .unwrap_or_default()
+    /// The trials each worker (by connection id, `w3`) runs now.
+    pub async fn running(&self) -> Result<HashMap<String, Vec<RunningTrial>>, BackendError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Cmd::Running { reply })?;
+        rx.await
+            .map_err(|_| BackendError::Unavailable("the experiment engine has stopped".into()))
     }
 
     /// The live feed of committed events (every experiment).

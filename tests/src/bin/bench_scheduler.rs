@@ -25,8 +25,8 @@ use albedo_shared::protocol::TrialSpec;
 use albedo_system_tests::{
     Proc, albedo, get_json, post, serve_with, sse_until, wait_until, worker,
 };
-use albedo_tuning::sim::{Curve, simulate_async, simulate_bsp};
-use albedo_tuning::synthetic::{synthetic_curve, synthetic_seed};
+use albedo_tuning::sim::{simulate_async, simulate_bsp};
+use albedo_tuning::synthetic::sim_curve;
 use albedo_tuning::{build_optimizer, build_stopper};
 use serde_json::{Value, json};
 
@@ -189,14 +189,7 @@ fn ideal(spec: &Value, slots: usize) -> (f64, f64) {
         panic!("synthetic trials only");
     };
     let workload = move |id: TrialId, params: &Params| {
-        let curve = synthetic_curve(params, synthetic_seed(seed, id), steps).expect("curve");
-        Curve {
-            values: curve.iter().map(|c| c.0).collect(),
-            step_secs: curve
-                .iter()
-                .map(|c| step_ms.unwrap_or(c.1) / 1000.0)
-                .collect(),
-        }
+        sim_curve(params, seed, id, steps, step_ms).expect("curve")
     };
     let mut optimizer = build_optimizer(&spec).expect("optimizer");
     let out = if spec.mode == albedo_shared::experiment::Mode::Bsp {
