@@ -290,3 +290,44 @@ pub struct ModelInfo {
     /// When it was registered (RFC 3339, UTC).
     pub created_at: String,
 }
+
+/// Body of `POST /api/models/{name}/{version}/classify`: run the model over a whole local
+/// product on a worker. Answered `202` with the job ([`JobInfo`]); when the job finishes its
+/// `result` holds a [`ClassifyResult`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifyRequest {
+    /// Catalog id of the product to classify (it must have local pixels with every band the
+    /// model reads).
+    pub product: String,
+    /// Patches per inference batch (default 64).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<u32>,
+}
+
+/// One class of a classified product: pixel value, name and display colour. Products made by
+/// a classify job carry the list in their `albedo:classes` property.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassInfo {
+    /// Pixel value in the class raster (0..=254; 255 is nodata).
+    pub value: u8,
+    /// Class name, as the model's dataset named it.
+    pub name: String,
+    /// Display colour, `#rrggbb`.
+    pub color: String,
+}
+
+/// What a finished classify job made (its [`JobInfo::result`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassifyResult {
+    /// Catalog id of the derived product (collection `albedo-classified`).
+    pub product: String,
+    /// The product it was made from.
+    pub source: String,
+    /// `name/vN` of the model.
+    pub model: String,
+    /// The classes, with their pixel values and colours.
+    pub classes: Vec<ClassInfo>,
+    /// Pixels per class value (nodata excluded).
+    pub counts: BTreeMap<String, u64>,
+}

@@ -357,6 +357,23 @@ pub enum JobSpec {
         /// The dataset spec (`albedo_raster::dataset::DatasetSpec` as JSON).
         spec: serde_json::Value,
     },
+    /// Classify a whole product with a registered model (sliding windows, batched) and write
+    /// a class raster (single-band `u8` GeoTIFF on the grid of the product's finest band,
+    /// 255 = nodata) with its class names and colours. The job's result is a JSON object with
+    /// `output`, `width`, `height` and per-class `counts`; the server then registers the file
+    /// as a derived product.
+    Classify {
+        /// Folder of the registered model (`model.safetensors` + `model.json`).
+        model_dir: String,
+        /// The product's band files the model reads: band name to absolute path.
+        bands: BTreeMap<String, String>,
+        /// Where to write the class GeoTIFF (written beside it first, then renamed).
+        output: String,
+        /// Patches per inference batch.
+        batch: u32,
+        /// Device to run on (`cpu`, `wgpu`).
+        device: String,
+    },
 }
 
 #[cfg(test)]

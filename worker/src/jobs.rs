@@ -70,5 +70,6 @@ fn run_blocking(
             let dataset = build(&root, &spec, &mut on_progress).map_err(|e| e.to_string())?;
             serde_json::to_value(dataset.manifest()).map_err(|e| e.to_string())
         }
+        JobSpec::Classify { .. } => Err("this worker cannot classify products yet".into()),
     }
 }
