@@ -1,6 +1,8 @@
 //! Generates N STAC items for `cargo xtask bench catalog` by jittering real ones.
 //!
 //! `cargo run --release -p albedo-backend --example bench_catalog_items -- SOURCE.ndjson N OUT.ndjson`
+//! (`OUT` = `-`: standard output, so that the benchmark pipes a million items into
+//! `albedo ingest -` without 16 GB of them on disk).
 //!
 //! Item `k` is a copy of source item `k % len` with id `<id>-j<k>`, its geometry and bbox
 //! shifted by up to ±20° longitude and ±10° latitude (kept inside ±180 / ±85), its datetime
@@ -73,8 +75,12 @@ fn main() -> Result<()> {
     if items.is_empty() {
         bail!("{source} holds no items");
     }
-    let mut w =
-        BufWriter::new(std::fs::File::create(out).with_context(|| format!("creating {out}"))?);
+    let sink: Box<dyn Write> = if out == "-" {
+        Box::new(std::io::stdout().lock())
+    } else {
+        Box::new(std::fs::File::create(out).with_context(|| format!("creating {out}"))?)
+    };
+    let mut w = BufWriter::with_capacity(1 << 20, sink);
     let mut rng = Rng(0x005E_EDA1_BED0);
     for k in 0..n {
         let mut item = items[k % items.len()].clone();

@@ -129,6 +129,7 @@ pub fn router(state: AppState) -> Router {
         .merge(datasets::routes())
         .merge(models::routes())
         .merge(serving::routes())
+        .merge(crate::classify::routes())
         .fallback(api_not_found);
     let app = Router::new()
         .nest("/api", api)

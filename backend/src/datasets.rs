@@ -12,6 +12,12 @@
 //! - `GET /api/jobs`, `GET /api/jobs/{id}`: jobs with their progress, result and error;
 //!   `POST /api/jobs/{id}/cancel` (user token).
 //!
+//! The server's own paths never appear in these answers ([`Shown`]): a manifest's source
+//! paths are shown relative to the `--ingest-root` folder they lie under (else as their file
+//! name), and so are the paths inside its `source_description`; a job's result and error get
+//! the same treatment (paths under the data folder become relative to it). What is stored
+//! (`manifest.json`, which the trainer reads, and the jobs table) keeps the real paths.
+//!
 //! What it is not: no pixel work (the worker's raster crate builds), no decisions about
 //! where a job runs (the engine's).
 
@@ -47,15 +53,212 @@ pub fn routes() -> Router<AppState> {
         .route("/jobs/{id}/cancel", post(cancel_job))
 }
 
-/// Where the datasets of the store in `state` live.
-pub fn dataset_root(state: &AppState) -> PathBuf {
+/// `<data>/artifacts`: the folder under which the server of `state` keeps what jobs and the
+/// registry write (datasets, models, derived products). Absolute: the store's data folder
+/// is canonicalised when it opens.
+pub fn artifacts_root(state: &AppState) -> PathBuf {
     state
         .store
         .path()
         .parent()
         .unwrap_or_else(|| Path::new("."))
         .join("artifacts")
-        .join("datasets")
+}
+
+/// Where the datasets of the store in `state` live.
+pub fn dataset_root(state: &AppState) -> PathBuf {
+    artifacts_root(state).join("datasets")
+}
+
+/// How server paths are shown in answers: relative to the `--ingest-root` folder (or the data
+/// folder) they lie under, else only their file name.
+#[derive(Debug, Clone, Default)]
+pub struct Shown {
+    /// Folders whose paths are shown relative to them (as given and canonical), longest
+    /// first.
+    folders: Vec<String>,
+}
+
+/// Bytes that may continue a path component (so a folder's prefix must not be followed or
+/// preceded by one of them to match).
+fn path_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')
+}
+
+impl Shown {
+    /// For `roots` (the `--ingest-root` folders) and the server's data folder.
+    pub fn new(roots: &[PathBuf], data_dir: &Path) -> Shown {
+        let mut folders: Vec<String> = Vec::new();
+        for dir in roots.iter().map(PathBuf::as_path).chain([data_dir]) {
+            let canonical = dir.canonicalize().ok();
+            for d in std::iter::once(dir).chain(canonical.as_deref()) {
+                let text = d.display().to_string();
+                let text = text.trim_end_matches('/');
+                if d.is_absolute() && !text.is_empty() && !folders.iter().any(|f| f == text) {
+                    folders.push(text.to_string());
+                }
+            }
+        }
+        folders.sort_by_key(|f| std::cmp::Reverse(f.len()));
+        Shown { folders }
+    }
+
+    /// For the server of `state`.
+    pub fn of(state: &AppState) -> Shown {
+        let data = state
+            .store
+            .path()
+            .parent()
+            .unwrap_or_else(|| Path::new("."));
+        Shown::new(&state.config.ingest_roots, data)
+    }
+
+    /// `path` relative to the folder it lies under, else its file name.
+    pub fn path(&self, path: &Path) -> PathBuf {
+        for f in &self.folders {
+            if let Ok(rel) = path.strip_prefix(f) {
+                if rel.as_os_str().is_empty() {
+                    break;
+                }
+                return rel.to_path_buf();
+            }
+        }
+        if !path.is_absolute() {
+            return path.to_path_buf();
+        }
+        path.file_name().map(PathBuf::from).unwrap_or_default()
+    }
+
+    /// `text` with every path under one of the folders made relative to it, and any other
+    /// absolute path (a word starting with `/` that holds another `/`) cut to its file name.
+    pub fn text(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for f in &self.folders {
+            out = replace_folder(&out, f);
+        }
+        cut_absolute_paths(&out)
+    }
+
+    /// Every string inside `value` through [`Shown::text`].
+    pub fn value(&self, value: &mut serde_json::Value) {
+        use serde_json::Value;
+        match value {
+            Value::String(s) => *s = self.text(s),
+            Value::Array(a) => a.iter_mut().for_each(|v| self.value(v)),
+            Value::Object(o) => o.values_mut().for_each(|v| self.value(v)),
+            _ => {}
+        }
+    }
+
+    /// A manifest as answers show it: the source's paths relative, and the same paths in
+    /// its description.
+    pub fn manifest(&self, mut m: Manifest) -> Manifest {
+        let mut replaced: Vec<(String, String)> = Vec::new();
+        let mut show = |p: &mut PathBuf| {
+            let shown = self.path(p);
+            replaced.push((p.display().to_string(), shown.display().to_string()));
+            *p = shown;
+        };
+        match &mut m.source {
+            SourceSpec::BigEarthNet { dir, .. } => show(dir),
+            SourceSpec::LabelRaster { labels, imagery } => {
+                show(labels);
+                show(&mut imagery.path);
+            }
+            SourceSpec::Polygons {
+                geojson, imagery, ..
+            } => {
+                show(geojson);
+                show(&mut imagery.path);
+            }
+        }
+        replaced.sort_by_key(|(from, _)| std::cmp::Reverse(from.len()));
+        let mut description = m.source_description.clone();
+        for (from, to) in replaced.iter().filter(|(from, _)| from.starts_with('/')) {
+            description = description.replace(from.as_str(), to);
+        }
+        m.source_description = self.text(&description);
+        m
+    }
+
+    /// A job as answers show it: a dataset build's result through [`Shown::manifest`], any
+    /// other result and the error through [`Shown::text`].
+    pub fn job(&self, mut job: JobInfo) -> JobInfo {
+        if let Some(result) = job.result.as_mut() {
+            let manifest = (job.kind == "build_dataset")
+                .then(|| serde_json::from_value::<Manifest>(result.clone()).ok())
+                .flatten()
+                .and_then(|m| serde_json::to_value(self.manifest(m)).ok());
+            match manifest {
+                Some(m) => *result = m,
+                None => self.value(result),
+            }
+        }
+        if let Some(e) = job.error.as_mut() {
+            *e = self.text(e);
+        }
+        job
+    }
+}
+
+/// `text` with `folder/x` made `x`, and `folder` alone its last component.
+fn replace_folder(text: &str, folder: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    while let Some(found) = text[at..].find(folder) {
+        let start = at + found;
+        let end = start + folder.len();
+        let before_ok = start == 0 || !path_byte(bytes[start - 1]) && bytes[start - 1] != b'/';
+        let after = bytes.get(end).copied();
+        out.push_str(&text[at..start]);
+        match after {
+            _ if !before_ok => out.push_str(folder),
+            Some(b'/') => {
+                // `folder/x`: `x`; `folder/` alone: the folder's name.
+                if bytes.get(end + 1).is_some_and(|b| path_byte(*b)) {
+                    at = end + 1;
+                    continue;
+                }
+                out.push_str(last_component(folder));
+            }
+            Some(b) if path_byte(b) => out.push_str(folder),
+            _ => out.push_str(last_component(folder)),
+        }
+        at = end;
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
+fn last_component(path: &str) -> &str {
+    path.trim_end_matches('/').rsplit('/').next().unwrap_or("")
+}
+
+/// `text` with each word that is an absolute path (starts with `/` after the start, a space,
+/// `(`, `[`, `=` or a quote, and holds another `/`) cut to its last component.
+fn cut_absolute_paths(text: &str) -> String {
+    let ends = |c: char| c.is_whitespace() || "\",;:()[]{}<>'\"`".contains(c);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut prev: Option<char> = None;
+    while let Some(c) = rest.chars().next() {
+        let starts = c == '/' && prev.is_none_or(|p| p.is_whitespace() || "([='\"`".contains(p));
+        if starts {
+            let len = rest.find(ends).unwrap_or(rest.len());
+            let word = &rest[..len];
+            if word[1..].trim_end_matches('/').contains('/') {
+                out.push_str(last_component(word));
+                prev = word.chars().last();
+                rest = &rest[len..];
+                continue;
+            }
+        }
+        out.push(c);
+        prev = Some(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
 }
 
 /// Whether `path` (made absolute and free of `..` and symlinks) lies under one of `roots`.
@@ -128,7 +331,7 @@ async fn create(
     };
     let id = state.engine.create_job("build_dataset", job).await?;
     let info = state.store.call_conn(move |c| db::get_job(c, id.0)).await?;
-    Ok((StatusCode::ACCEPTED, Json(info)))
+    Ok((StatusCode::ACCEPTED, Json(Shown::of(&state).job(info))))
 }
 
 fn manifests(root: &Path) -> Result<Vec<Manifest>, BackendError> {
@@ -150,9 +353,9 @@ fn manifests(root: &Path) -> Result<Vec<Manifest>, BackendError> {
 
 async fn list(State(state): State<AppState>) -> Result<Json<Vec<Manifest>>, BackendError> {
     let root = dataset_root(&state);
-    Ok(Json(
-        tokio::task::spawn_blocking(move || manifests(&root)).await??,
-    ))
+    let shown = Shown::of(&state);
+    let all = tokio::task::spawn_blocking(move || manifests(&root)).await??;
+    Ok(Json(all.into_iter().map(|m| shown.manifest(m)).collect()))
 }
 
 async fn one(
@@ -165,10 +368,18 @@ async fn one(
     }
     let root = dataset_root(&state);
     let manifest = tokio::task::spawn_blocking(move || {
-        Dataset::open(&root, &name, Some(version)).map(|d| d.manifest().clone())
+        Dataset::open(&root, &name, Some(version))
+            .map(|d| d.manifest().clone())
+            .map_err(|e| match e {
+                // Its message names the dataset root: say what was not found instead.
+                albedo_raster::RasterError::DatasetNotFound { .. } => {
+                    BackendError::not_found(format!("dataset {name} version {version}"))
+                }
+                e => e.into(),
+            })
     })
     .await??;
-    Ok(Json(manifest))
+    Ok(Json(Shown::of(&state).manifest(manifest)))
 }
 
 /// A version from a URL (`3` or `v3`); anything else is not found.
@@ -190,7 +401,9 @@ fn job_id(id: &str) -> Result<JobId, BackendError> {
 }
 
 async fn jobs(State(state): State<AppState>) -> Result<Json<Vec<JobInfo>>, BackendError> {
-    Ok(Json(state.store.call_conn(db::list_jobs).await?))
+    let shown = Shown::of(&state);
+    let all = state.store.call_conn(db::list_jobs).await?;
+    Ok(Json(all.into_iter().map(|j| shown.job(j)).collect()))
 }
 
 async fn job(
@@ -198,9 +411,8 @@ async fn job(
     UrlPath(id): UrlPath<String>,
 ) -> Result<Json<JobInfo>, BackendError> {
     let id = job_id(&id)?;
-    Ok(Json(
-        state.store.call_conn(move |c| db::get_job(c, id.0)).await?,
-    ))
+    let info = state.store.call_conn(move |c| db::get_job(c, id.0)).await?;
+    Ok(Json(Shown::of(&state).job(info)))
 }
 
 async fn cancel_job(
@@ -210,7 +422,178 @@ async fn cancel_job(
     let id = job_id(&id)?;
     state.store.call_conn(move |c| db::get_job(c, id.0)).await?;
     state.engine.cancel_job(id).await?;
-    Ok(Json(
-        state.store.call_conn(move |c| db::get_job(c, id.0)).await?,
-    ))
+    let info = state.store.call_conn(move |c| db::get_job(c, id.0)).await?;
+    Ok(Json(Shown::of(&state).job(info)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ops::ControlFlow;
+
+    use axum::body::Body;
+    use axum::http::Request;
+    use serde_json::{Value, json};
+    use tower::ServiceExt;
+
+    use albedo_shared::api::JobState;
+
+    use super::*;
+
+    #[test]
+    fn paths_are_shown_relative_to_their_folder_or_as_a_file_name() {
+        let shown = Shown::new(&["/srv/in/".into()], Path::new("/var/albedo"));
+        assert_eq!(
+            shown.path(Path::new("/srv/in/ben/S2")),
+            PathBuf::from("ben/S2")
+        );
+        assert_eq!(
+            shown.path(Path::new("/elsewhere/x.tif")),
+            PathBuf::from("x.tif")
+        );
+        assert_eq!(
+            shown.path(Path::new("rel/x.tif")),
+            PathBuf::from("rel/x.tif")
+        );
+        for (text, expect) in [
+            (
+                "cannot read /srv/in/a/b.tif: gone",
+                "cannot read a/b.tif: gone",
+            ),
+            (
+                "writing /var/albedo/artifacts/derived/x.tif failed",
+                "writing artifacts/derived/x.tif failed",
+            ),
+            ("label raster /srv/in (3x3)", "label raster in (3x3)"),
+            ("a prefix only: /srv/input/z.tif", "a prefix only: z.tif"),
+            (
+                "worker path '/home/w/run/model.safetensors'",
+                "worker path 'model.safetensors'",
+            ),
+            (
+                "see http://host/a/b and B04/B03, 1/2 or /x",
+                "see http://host/a/b and B04/B03, 1/2 or /x",
+            ),
+        ] {
+            assert_eq!(shown.text(text), expect, "{text}");
+        }
+        let mut v = json!({"output": "/var/albedo/x.tif", "n": [1, "/a/b/c"]});
+        shown.value(&mut v);
+        assert_eq!(v, json!({"output": "x.tif", "n": [1, "c"]}));
+    }
+
+    /// `GET uri` on the router: status and body.
+    async fn get(state: &AppState, uri: &str) -> (u16, String) {
+        let resp = crate::router(state.clone())
+            .oneshot(Request::get(uri).body(Body::empty()).expect("request"))
+            .await
+            .expect("response");
+        let status = resp.status().as_u16();
+        let body = axum::body::to_bytes(resp.into_body(), 16 << 20)
+            .await
+            .expect("body");
+        (status, String::from_utf8(body.to_vec()).expect("utf8"))
+    }
+
+    #[tokio::test]
+    async fn manifests_and_jobs_answer_no_server_path() {
+        let given = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/labeled");
+        let real = given.canonicalize().expect("the shared sample data");
+        let data = tempfile::tempdir().expect("tempdir");
+        let store = crate::store::Store::open(data.path()).expect("store");
+        let config = crate::Config {
+            ingest_roots: vec![given.clone()],
+            ..crate::Config::default()
+        };
+        let state = AppState::new(store, config).expect("state");
+        let ben = given.join("bigearthnet/v1_geotiff/S2");
+        let body = json!({
+            "name": "ben-s2",
+            "source": {"kind": "bigearthnet", "dir": ben},
+            "channels": ["B02", "B03", "B04"],
+            "classes": [
+                {"name": "forest", "values": ["Coniferous forest", "Broad-leaved forest", "Mixed forest"]},
+                {"name": "arable", "values": ["Non-irrigated arable land"]}
+            ],
+            "patch_size": 120,
+            "stride": 120,
+            "split": {"train": 0.6, "val": 0.2, "test": 0.2, "seed": 7, "stratified": true}
+        });
+        let spec =
+            check_spec(body.to_string().as_bytes(), std::slice::from_ref(&given)).expect("spec");
+        let root = dataset_root(&state);
+        let built = albedo_raster::dataset::build(&root, &spec, &mut |_| ControlFlow::Continue(()))
+            .expect("build");
+        let stored = built.manifest().clone();
+        // On disk, for the trainer: the real paths.
+        assert!(stored.source_description.contains(real.to_str().unwrap()));
+        let result = serde_json::to_value(&stored).unwrap();
+        let data_dir = data.path().canonicalize().unwrap();
+        let failure = format!(
+            "cannot read {}/x.tif: gone; wrote {}/artifacts/datasets/.staging",
+            real.display(),
+            data_dir.display()
+        );
+        state
+            .store
+            .with_conn(|c| {
+                let spec = JobSpec::BuildDataset {
+                    root: root.display().to_string(),
+                    spec: serde_json::to_value(&spec)?,
+                };
+                let done = db::insert_job(c, "build_dataset", &spec)?;
+                db::set_job_result(c, done, &result)?;
+                db::set_job_state(c, done, JobState::Finished, 1, Some("w"), None)?;
+                let failed = db::insert_job(c, "build_dataset", &spec)?;
+                db::set_job_state(c, failed, JobState::Failed, 1, Some("w"), Some(&failure))?;
+                Ok(())
+            })
+            .expect("jobs");
+
+        let forbidden = [
+            real.display().to_string(),
+            given.display().to_string(),
+            data.path().display().to_string(),
+            data_dir.display().to_string(),
+            env!("CARGO_MANIFEST_DIR").to_string(),
+        ];
+        let mut answers = Vec::new();
+        for uri in [
+            "/api/datasets",
+            "/api/datasets/ben-s2/1",
+            "/api/datasets/ben-s2/9",
+            "/api/jobs",
+            "/api/jobs/1",
+            "/api/jobs/2",
+        ] {
+            let (status, body) = get(&state, uri).await;
+            for path in &forbidden {
+                assert!(!body.contains(path.as_str()), "{uri} shows {path}: {body}");
+            }
+            answers.push((status, body));
+        }
+        assert_eq!(answers[2].0, 404, "{}", answers[2].1);
+        let list: Value = serde_json::from_str(&answers[0].1).unwrap();
+        let one: Value = serde_json::from_str(&answers[1].1).unwrap();
+        let job: Value = serde_json::from_str(&answers[4].1).unwrap();
+        assert_eq!(list[0], one);
+        assert_eq!(
+            job["result"], one,
+            "the job's result is the manifest as listed"
+        );
+        assert_eq!(one["source"]["dir"], "bigearthnet/v1_geotiff/S2");
+        let description = one["source_description"].as_str().unwrap();
+        assert!(
+            description.starts_with("BigEarthNet v1 patches in bigearthnet/v1_geotiff/S2 ("),
+            "{description}"
+        );
+        let failed: Value = serde_json::from_str(&answers[5].1).unwrap();
+        assert_eq!(
+            failed["error"],
+            "cannot read x.tif: gone; wrote artifacts/datasets/.staging"
+        );
+        // What the trainer reads is unchanged.
+        let again = Dataset::open(&root, "ben-s2", Some(1)).unwrap();
+        assert_eq!(again.manifest(), &stored);
+        drop(state);
+    }
 }

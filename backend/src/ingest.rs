@@ -34,14 +34,32 @@
 //!   every tile or strip of its full-resolution image must decode (of a multi-band file: the
 //!   first and the last band); an error names the file and the chunk's byte offset.
 //!
-//! Everything is parsed and checked before anything is written; then all products (and
-//! collections) go to the store in one transaction, so a failure leaves nothing
-//! half-ingested. Ingesting an id again replaces it.
+//! Streaming and transactions: an input is read value by value ([`ValueStream`]: a file or
+//! body of newline-delimited Items is never held whole; a single document, such as a
+//! FeatureCollection, is), and parsed products wait in a buffer of at most
+//! [`BUFFER_ITEMS`] products or [`BUFFER_BYTES`] of newline-delimited JSON. An ingest that fits
+//! in it (every sample here: up to 10 000 items, and 16 MiB of ndjson) is checked whole
+//! before anything is written, and the store's write lock is held only for the write. A larger
+//! one is written in batches of that size as it is read, all inside one transaction of a
+//! [`crate::store::Writer`] on its own connection (searches meanwhile see the catalog as it
+//! was): memory stays bounded whatever the input's size, and any error rolls everything back,
+//! so nothing is ever half-ingested. Ingesting an id again replaces it.
+//!
+//! The one exception is asked for by name: [`IngestOptions::commit_every`] (`albedo ingest
+//! --commit-every N`, never over HTTP) commits every N products on their own. That is for
+//! bulk loads such as `cargo xtask bench catalog`'s million items: one transaction of that
+//! size makes the WAL file grow by the size of the whole load (about 18 GB there) before its
+//! commit, and holds the write lock for minutes, so that a running server's other writes time
+//! out; chunks keep the WAL small and let other writers in between. The price is
+//! atomicity: a failure keeps the chunks committed before it (the error says how many
+//! products that was), and since ingest is idempotent, running the same input again after a
+//! fix completes it.
 //!
 //! What it is not: no fetching of remote assets, no JSON Schema validation of STAC
 //! extensions (only the fields the catalog relies on are checked).
 
 use std::collections::BTreeSet;
+use std::num::NonZeroUsize;
 use std::path::{Component, Path, PathBuf};
 
 use albedo_raster::product::{is_kml, is_tiff};
@@ -61,7 +79,7 @@ use crate::app::AppState;
 use crate::auth::UserIdentity;
 use crate::error::BackendError;
 use crate::search::parse_instant;
-use crate::store::{Store, StoredProduct};
+use crate::store::{Store, StoredProduct, Writer};
 
 /// Largest request body `POST /api/ingest` accepts (larger ones answer 413).
 pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
@@ -70,10 +88,21 @@ pub const MAX_PATHS: usize = 1000;
 /// Deepest folder nesting a walk follows (a guard against symlink loops).
 pub const MAX_DEPTH: usize = 32;
 
+/// Most product ids an [`IngestReport`] lists (it counts them all).
+pub const MAX_REPORTED_IDS: usize = 100_000;
+/// Most products parsed and not yet written (see the module docs).
+pub const BUFFER_ITEMS: usize = 10_000;
+/// Most bytes of JSON text parsed and not yet written (see the module docs).
+pub const BUFFER_BYTES: usize = 16 << 20;
+/// Bytes read from a file or body at a time.
+const READ_CHUNK: usize = 1 << 20;
+
 /// What an ingest did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct IngestReport {
-    /// Products written (new or updated), in input order.
+    /// Products written (new or updated).
+    pub ingested: u64,
+    /// Their ids in input order: the first [`MAX_REPORTED_IDS`] of them.
     pub products: Vec<ProductId>,
     /// Of which have local pixels.
     pub local: usize,
@@ -88,42 +117,120 @@ pub struct IngestReport {
 pub struct IngestOptions {
     /// Collection for STAC items that name none.
     pub default_collection: Option<String>,
+    /// Commit every this many products on their own instead of all in one transaction (bulk
+    /// loads only: see the module docs for what it gives up).
+    pub commit_every: Option<NonZeroUsize>,
 }
 
-/// What a batch parses into before it is written.
-#[derive(Debug, Default)]
-struct Batch {
-    products: Vec<StoredProduct>,
+/// Where parsed products go: a bounded buffer in front of the store's [`Writer`] (see the
+/// module docs).
+struct Sink {
+    writer: Writer,
+    pending: Vec<StoredProduct>,
+    pending_bytes: usize,
     collections: Vec<(String, Value)>,
+    report: IngestReport,
 }
 
-impl Batch {
-    fn write(self, store: &Store, mut report: IngestReport) -> Result<IngestReport, BackendError> {
-        store.put_batch(&self.products, &self.collections)?;
-        report.local = self.products.iter().filter(|p| p.local.is_some()).count();
-        report.products = self.products.into_iter().map(|p| p.product.id).collect();
-        for (id, _) in self.collections {
-            if !report.collections.contains(&id) {
-                report.collections.push(id);
+impl Sink {
+    fn new(store: &Store, options: &IngestOptions) -> Result<Sink, BackendError> {
+        Ok(Sink {
+            writer: store.writer(options.commit_every)?,
+            pending: Vec::new(),
+            pending_bytes: 0,
+            collections: Vec::new(),
+            report: IngestReport::default(),
+        })
+    }
+
+    /// Takes one product; `bytes` is the size of its JSON text where known (else 0).
+    fn push(&mut self, product: StoredProduct, bytes: usize) -> Result<(), BackendError> {
+        self.pending.push(product);
+        self.pending_bytes += bytes;
+        if self.pending.len() >= BUFFER_ITEMS || self.pending_bytes >= BUFFER_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn push_collection(&mut self, id: String, doc: Value) {
+        self.collections.push((id, doc));
+    }
+
+    fn skip(&mut self, path: &Path, reason: impl Into<String>) {
+        self.report
+            .skipped
+            .push((path.to_path_buf(), reason.into()));
+    }
+
+    /// Writes the buffer into the open transaction.
+    fn flush(&mut self) -> Result<(), BackendError> {
+        for (id, doc) in std::mem::take(&mut self.collections) {
+            self.writer.put_collection(&id, &doc)?;
+            if !self.report.collections.contains(&id) {
+                self.report.collections.push(id);
             }
         }
+        for p in std::mem::take(&mut self.pending) {
+            self.writer.put_product(&p)?;
+            if p.local.is_some() {
+                self.report.local += 1;
+            }
+            if self.report.products.len() < MAX_REPORTED_IDS {
+                self.report.products.push(p.product.id);
+            }
+        }
+        self.pending_bytes = 0;
+        Ok(())
+    }
+
+    /// With chunked commits, an error says how many products stay written.
+    fn failed(&self, e: BackendError) -> BackendError {
+        match (self.writer.committed(), e) {
+            (0, e) => e,
+            (n, BackendError::BadRequest { field, reason }) => BackendError::BadRequest {
+                field,
+                reason: format!(
+                    "{reason} ({n} products before it were committed: run the same ingest \
+                     again after fixing it)"
+                ),
+            },
+            (_, e) => e,
+        }
+    }
+
+    /// Writes what is left, commits, and says what was done.
+    fn finish(mut self) -> Result<IngestReport, BackendError> {
+        self.flush()?;
+        let mut report = std::mem::take(&mut self.report);
+        report.ingested = self.writer.finish()?;
         Ok(report)
     }
 }
 
-/// Parses every path, then writes all products in one transaction.
+/// Reads every path (`-`: standard input, a STAC stream) and writes what they hold: in one
+/// transaction unless [`IngestOptions::commit_every`] says otherwise.
 pub fn ingest_paths(
     store: &Store,
     paths: &[PathBuf],
     options: &IngestOptions,
 ) -> Result<IngestReport, BackendError> {
-    let mut report = IngestReport::default();
-    let mut batch = Batch::default();
+    let mut sink = Sink::new(store, options)?;
     let mut walk = Walk::default();
     for path in paths {
-        collect(path, options, &mut batch, &mut report, &mut walk, 0)?;
+        let result = if path.as_os_str() == "-" {
+            let stdin = std::io::stdin().lock();
+            parse_stac(stdin, Some(Path::new("stdin")), options, &mut sink).map(|found| {
+                if !found {
+                    sink.skip(path, "not a STAC Item, FeatureCollection or Collection");
+                }
+            })
+        } else {
+            collect(path, options, &mut sink, &mut walk, 0)
+        };
+        result.map_err(|e| sink.failed(e))?;
     }
-    batch.write(store, report)
+    sink.finish()
 }
 
 /// Parses a STAC document (one Item, a FeatureCollection, a Collection, or a sequence of
@@ -134,8 +241,8 @@ pub fn ingest_body(
     body: &[u8],
     options: &IngestOptions,
 ) -> Result<IngestReport, BackendError> {
-    let mut batch = Batch::default();
-    let found = parse_stac(body, None, options, &mut batch)?;
+    let mut sink = Sink::new(store, options)?;
+    let found = parse_stac(body, None, options, &mut sink)?;
     if !found {
         return Err(BackendError::bad_request(
             "type",
@@ -143,7 +250,7 @@ pub fn ingest_body(
              (for local files send {\"paths\": [...]})",
         ));
     }
-    batch.write(store, IngestReport::default())
+    sink.finish()
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> BackendError {
@@ -177,16 +284,17 @@ fn is_stac_candidate(path: &Path) -> bool {
         )
 }
 
-fn scan_local(path: &Path, batch: &mut Batch) -> Result<usize, BackendError> {
+fn scan_local(path: &Path, sink: &mut Sink) -> Result<usize, BackendError> {
     let scanned = albedo_raster::product::scan(path).map_err(raster_bad)?;
     let n = scanned.len();
     for local in scanned {
         verify_pixels(&local)?;
-        batch.products.push(StoredProduct {
+        let product = StoredProduct {
             product: local.product.clone(),
             stac_item: local.stac_item.clone(),
             local: Some(local),
-        });
+        };
+        sink.push(product, 0)?;
     }
     Ok(n)
 }
@@ -242,8 +350,7 @@ impl Walk {
 fn collect(
     path: &Path,
     options: &IngestOptions,
-    batch: &mut Batch,
-    report: &mut IngestReport,
+    sink: &mut Sink,
     walk: &mut Walk,
     depth: usize,
 ) -> Result<(), BackendError> {
@@ -264,15 +371,12 @@ fn collect(
             .iter()
             .any(|p| p.is_file() && (is_tiff(p) || is_kml(p)))
         {
-            if scan_local(path, batch)? == 0 {
-                report.skipped.push((
-                    path.to_path_buf(),
-                    "no imagery product in this folder".into(),
-                ));
+            if scan_local(path, sink)? == 0 {
+                sink.skip(path, "no imagery product in this folder");
             }
             // Sub-folders of a product folder are still walked (e.g. label folders).
             for sub in entries.iter().filter(|p| p.is_dir()) {
-                collect(sub, options, batch, report, walk, depth + 1)?;
+                collect(sub, options, sink, walk, depth + 1)?;
             }
             return Ok(());
         }
@@ -280,28 +384,25 @@ fn collect(
             .iter()
             .any(|p| p.file_name().is_some_and(|n| n == "metadata.json"))
         {
-            report.skipped.push((
-                path.to_path_buf(),
-                "product folder without GeoTIFFs or a quick-look overlay: nothing to ingest".into(),
-            ));
+            sink.skip(
+                path,
+                "product folder without GeoTIFFs or a quick-look overlay: nothing to ingest",
+            );
         }
         for entry in entries {
             if entry.is_dir() || is_stac_candidate(&entry) {
-                collect(&entry, options, batch, report, walk, depth + 1)?;
+                collect(&entry, options, sink, walk, depth + 1)?;
             }
         }
         return Ok(());
     }
     if is_tiff(path) {
-        scan_local(path, batch)?;
+        scan_local(path, sink)?;
         return Ok(());
     }
-    let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
-    if !parse_stac(&bytes, Some(path), options, batch)? {
-        report.skipped.push((
-            path.to_path_buf(),
-            "not a STAC Item, FeatureCollection or Collection".into(),
-        ));
+    let file = std::fs::File::open(path).map_err(|e| io_err(path, e))?;
+    if !parse_stac(file, Some(path), options, sink)? {
+        sink.skip(path, "not a STAC Item, FeatureCollection or Collection");
     }
     Ok(())
 }
@@ -359,81 +460,200 @@ pub fn json_error_offset(text: &[u8], e: &serde_json::Error) -> usize {
     (line_start + e.column().saturating_sub(1)).min(text.len())
 }
 
-fn malformed(text: &[u8], source: Option<&Path>, e: &serde_json::Error) -> BackendError {
-    let offset = json_error_offset(text, e);
-    let what = e.to_string();
-    // serde_json appends " at line L column C"; say it once, with the byte offset first.
-    let what = what
-        .rfind(" at line ")
-        .map_or(what.as_str(), |i| &what[..i]);
-    BackendError::bad_request(
-        located(source, ""),
-        format!(
-            "malformed JSON at byte offset {offset} (line {}, column {}): {what}",
-            e.line(),
-            e.column()
-        ),
-    )
+/// Reads a sequence of JSON values from `R` one at a time: in memory are the value being
+/// parsed and the rest of the last read ([`READ_CHUNK`], more while one value is larger), so a
+/// newline-delimited file of any size streams. Knows the byte offset, line and column of
+/// every value and error in the whole input.
+struct ValueStream<R> {
+    reader: R,
+    buf: Vec<u8>,
+    /// Start of the unparsed bytes in `buf`.
+    pos: usize,
+    /// Offset in the input of `buf[0]`.
+    base: u64,
+    /// Line (1-based) of `buf[pos]`.
+    line: u64,
+    /// Bytes between the start of that line and `buf[pos]`.
+    col0: u64,
+    eof: bool,
+    /// Bytes read at a time ([`READ_CHUNK`]; smaller in tests).
+    chunk: usize,
 }
 
-/// Parses `text` as STAC into `batch`. Returns whether it was STAC at all: a single JSON
-/// document of another kind (a file's own metadata, say) adds nothing and returns false.
+/// One value of a [`ValueStream`].
+struct Streamed {
+    value: Value,
+    /// Line its first byte is on (1-based).
+    line: u64,
+    /// Length of its JSON text.
+    len: usize,
+}
+
+impl<R: std::io::Read> ValueStream<R> {
+    fn new(reader: R) -> Self {
+        ValueStream {
+            reader,
+            buf: Vec::new(),
+            pos: 0,
+            base: 0,
+            line: 1,
+            col0: 0,
+            eof: false,
+            chunk: READ_CHUNK,
+        }
+    }
+
+    /// Moves past `n` parsed bytes, counting lines.
+    fn advance(&mut self, n: usize) {
+        let seg = &self.buf[self.pos..self.pos + n];
+        match seg.iter().rposition(|&b| b == b'\n') {
+            Some(last) => {
+                self.line += seg.iter().filter(|&&b| b == b'\n').count() as u64;
+                self.col0 = (n - last - 1) as u64;
+            }
+            None => self.col0 += n as u64,
+        }
+        self.pos += n;
+    }
+
+    /// Drops the parsed bytes and reads up to `want` more (fewer at the end of input).
+    fn fill(&mut self, want: usize, source: Option<&Path>) -> Result<(), BackendError> {
+        if self.pos > 0 {
+            self.buf.drain(..self.pos);
+            self.base += self.pos as u64;
+            self.pos = 0;
+        }
+        let target = self.buf.len() + want;
+        while self.buf.len() < target && !self.eof {
+            let old = self.buf.len();
+            self.buf.resize(target, 0);
+            let read = loop {
+                match self.reader.read(&mut self.buf[old..]) {
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    other => break other,
+                }
+            };
+            let n = read.map_err(|e| io_err(source.unwrap_or(Path::new("body")), e))?;
+            self.buf.truncate(old + n);
+            self.eof = n == 0;
+        }
+        Ok(())
+    }
+
+    /// The next value, or `None` at the end of the input.
+    fn next_value(&mut self, source: Option<&Path>) -> Result<Option<Streamed>, BackendError> {
+        loop {
+            let blank = self.buf[self.pos..]
+                .iter()
+                .take_while(|b| b.is_ascii_whitespace())
+                .count();
+            self.advance(blank);
+            if self.pos < self.buf.len() {
+                break;
+            }
+            if self.eof {
+                return Ok(None);
+            }
+            self.fill(self.chunk, source)?;
+        }
+        loop {
+            let slice = &self.buf[self.pos..];
+            let mut values = serde_json::Deserializer::from_slice(slice).into_iter::<Value>();
+            let parsed = values.next();
+            let len = values.byte_offset();
+            match parsed {
+                // A number that ends where the data read so far ends may go on.
+                Some(Ok(v)) if !(v.is_number() && len == slice.len() && !self.eof) => {
+                    let line = self.line;
+                    self.advance(len);
+                    return Ok(Some(Streamed {
+                        value: v,
+                        line,
+                        len,
+                    }));
+                }
+                Some(Err(e)) if e.classify() != serde_json::error::Category::Eof || self.eof => {
+                    return Err(self.malformed(&e, source));
+                }
+                None => return Ok(None),
+                // More input needed: read as much again as this value has taken so far, so
+                // that a large value is re-parsed a bounded number of times.
+                _ => {
+                    let want = self.chunk.max(self.buf.len() - self.pos);
+                    self.fill(want, source)?;
+                }
+            }
+        }
+    }
+
+    /// The error of a value that starts at `pos`, placed in the whole input.
+    fn malformed(&self, e: &serde_json::Error, source: Option<&Path>) -> BackendError {
+        let offset = self.base + (self.pos + json_error_offset(&self.buf[self.pos..], e)) as u64;
+        let line = self.line + e.line().saturating_sub(1) as u64;
+        let column = if e.line() <= 1 {
+            self.col0 + e.column() as u64
+        } else {
+            e.column() as u64
+        };
+        let what = e.to_string();
+        // serde_json appends " at line L column C"; say it once, with the byte offset first.
+        let what = what
+            .rfind(" at line ")
+            .map_or(what.as_str(), |i| &what[..i]);
+        BackendError::bad_request(
+            located(source, ""),
+            format!(
+                "malformed JSON at byte offset {offset} (line {line}, column {column}): {what}"
+            ),
+        )
+    }
+}
+
+/// Parses a STAC input into `sink`: one document (an Item, a FeatureCollection, a
+/// Collection), or a sequence of Items (ndjson), streamed. Returns whether it was STAC at
+/// all: a single JSON document of another kind (a file's own metadata, say) adds nothing and
+/// returns false.
 fn parse_stac(
-    text: &[u8],
+    reader: impl std::io::Read,
     source: Option<&Path>,
     options: &IngestOptions,
-    batch: &mut Batch,
+    sink: &mut Sink,
 ) -> Result<bool, BackendError> {
-    let mut values: Vec<(usize, Value)> = Vec::new();
-    let mut stream = serde_json::Deserializer::from_slice(text).into_iter::<Value>();
-    let mut start = 0;
-    while let Some(next) = stream.next() {
-        let value = next.map_err(|e| malformed(text, source, &e))?;
-        values.push((start, value));
-        start = stream.byte_offset();
-    }
-    match values.len() {
-        0 => Err(BackendError::bad_request(
+    let mut stream = ValueStream::new(reader);
+    let Some(first) = stream.next_value(source)? else {
+        return Err(BackendError::bad_request(
             located(source, ""),
             "empty: no JSON document",
-        )),
-        1 => {
-            let (_, value) = values.pop().unwrap_or_default();
-            parse_document(value, source, options, batch)
-        }
-        _ => {
-            // A sequence (ndjson): every value is an Item, named by the line it starts on.
-            let mut line = 1;
-            let mut counted = 0;
-            for (start, value) in values {
-                let first = start
-                    + text[start..]
-                        .iter()
-                        .take_while(|b| b.is_ascii_whitespace())
-                        .count();
-                line += text[counted..first].iter().filter(|&&b| b == b'\n').count();
-                counted = first;
-                let at = format!("line {line}");
-                batch
-                    .products
-                    .push(stac_item_to_product_at(value, source, &at, options)?);
-            }
-            Ok(true)
-        }
+        ));
+    };
+    let Some(second) = stream.next_value(source)? else {
+        return parse_document(first.value, source, options, sink);
+    };
+    // A sequence (ndjson): every value is an Item, named by the line it starts on.
+    let mut next = Some(second);
+    let mut item = first;
+    loop {
+        let at = format!("line {}", item.line);
+        let product = stac_item_to_product_at(item.value, source, &at, options)?;
+        sink.push(product, item.len)?;
+        let Some(following) = next.take() else {
+            break;
+        };
+        item = following;
+        next = stream.next_value(source)?;
     }
+    Ok(true)
 }
 
 fn parse_document(
     value: Value,
     source: Option<&Path>,
     options: &IngestOptions,
-    batch: &mut Batch,
+    sink: &mut Sink,
 ) -> Result<bool, BackendError> {
     match value.get("type").and_then(Value::as_str) {
         Some("Feature") => {
-            batch
-                .products
-                .push(stac_item_to_product_at(value, source, "", options)?);
+            sink.push(stac_item_to_product_at(value, source, "", options)?, 0)?;
         }
         Some("FeatureCollection") => {
             let Value::Object(mut obj) = value else {
@@ -447,15 +667,13 @@ fn parse_document(
             };
             for (i, f) in features.into_iter().enumerate() {
                 let at = format!("features[{i}]");
-                batch
-                    .products
-                    .push(stac_item_to_product_at(f, source, &at, options)?);
+                sink.push(stac_item_to_product_at(f, source, &at, options)?, 0)?;
             }
         }
         Some("Collection") => {
             validate_collection(&value, source)?;
             let id = value["id"].as_str().unwrap_or_default().to_string();
-            batch.collections.push((id, value));
+            sink.push_collection(id, value);
         }
         _ => return Ok(false),
     }
@@ -1123,7 +1341,7 @@ async fn ingest_http(
                 .map(|(p, why)| json!({"path": p.display().to_string(), "reason": why}))
                 .collect();
             Json(json!({
-                "ingested": report.products.len(),
+                "ingested": report.ingested,
                 "local": report.local,
                 "products": report.products.iter().map(|p| p.0.clone()).collect::<Vec<_>>(),
                 "collections": report.collections,
@@ -1147,8 +1365,10 @@ fn ingest_request(
     collection: Option<String>,
     roots: &[PathBuf],
 ) -> Result<Result<IngestReport, PathDenied>, BackendError> {
+    // Over HTTP an ingest is always one transaction.
     let mut options = IngestOptions {
         default_collection: collection,
+        commit_every: None,
     };
     // A paths request is one small JSON object with a `paths` key and no `type`.
     let paths_request = (body.len() <= 1 << 20)
@@ -1215,6 +1435,50 @@ mod tests {
                 offset,
                 "{text}: {e}"
             );
+        }
+    }
+
+    /// Every value of `text`, with its line and length, read `chunk` bytes at a time; or the
+    /// error message.
+    fn stream(text: &[u8], chunk: usize) -> Result<Vec<(Value, u64, usize)>, String> {
+        let mut s = ValueStream::new(text);
+        s.chunk = chunk;
+        let mut out = Vec::new();
+        while let Some(v) = s.next_value(None).map_err(|e| e.to_string())? {
+            out.push((v.value, v.line, v.len));
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn values_stream_across_read_boundaries() {
+        let text = b"{\"a\": 1}\n  {\"b\": [1, 2, 3],\n \"c\": \"x\"}\n12 345\n\n[true]";
+        let whole = stream(text, READ_CHUNK).expect("whole");
+        assert_eq!(whole.len(), 5);
+        assert_eq!(
+            whole.iter().map(|v| v.1).collect::<Vec<_>>(),
+            [1, 2, 4, 4, 6],
+            "lines"
+        );
+        assert_eq!(whole[3].0, json!(345));
+        for chunk in 1..8 {
+            assert_eq!(
+                stream(text, chunk).expect("chunked"),
+                whole,
+                "chunk {chunk}"
+            );
+        }
+        // Errors name the same byte, line and column however the input was read.
+        for (text, offset, line, column) in [
+            (&b"{\"a\": 1}\n{\"b\": x}"[..], 15, 2, 7),
+            (&b"{\"a\": 1}\n\n  {\"b\": [1,"[..], 21, 3, 11),
+            (&b"{\"a\": 1} {,}"[..], 10, 1, 11),
+        ] {
+            let want = format!("byte offset {offset} (line {line}, column {column})");
+            for chunk in [1, 2, 5, READ_CHUNK] {
+                let err = stream(text, chunk).expect_err("malformed");
+                assert!(err.contains(&want), "chunk {chunk}: {err} (want {want})");
+            }
         }
     }
 

@@ -23,6 +23,8 @@
 //! - [`datasets`]: training datasets (built by worker jobs) and the jobs API.
 //! - [`models`]: the model registry (a trial's model, named and versioned, with lineage).
 //! - [`serving`]: online predictions of registered models and their input drift.
+//! - [`classify`]: classify jobs of registered models over whole products, and the derived
+//!   products (class rasters) they register.
 //! - [`ingest`]: files and STAC documents to products, transactionally; `POST /api/ingest`.
 //! - [`store`]: the embedded SQLite store.
 //! - [`error`]: [`BackendError`] and its mapping to HTTP answers.
@@ -30,6 +32,7 @@
 pub mod app;
 pub mod auth;
 pub mod catalog;
+pub mod classify;
 pub mod datasets;
 pub mod engine;
 pub mod error;

@@ -52,9 +52,10 @@ enum Command {
     ///
     /// Each PATH is a STAC Item / FeatureCollection / Collection / newline-delimited file
     /// (.json, .geojson, .ndjson), a GeoTIFF, a product folder of band GeoTIFFs (with an
-    /// optional metadata.json), or a folder of those. All paths are read and checked first
-    /// (errors name the JSON field or byte offset), then written in one transaction: on any
-    /// error nothing is ingested. Ingesting a product again updates it.
+    /// optional metadata.json), or a folder of those; `-` reads STAC (e.g. ndjson) from
+    /// standard input. Everything is checked (errors name the JSON field or byte offset) and
+    /// written in one transaction: on any error nothing is ingested. Newline-delimited input
+    /// streams, so its size is not bounded by memory. Ingesting a product again updates it.
     Ingest {
         /// Data folder holding the store.
         #[arg(long, default_value = "./albedo-data", env = "ALBEDO_DATA")]
@@ -62,7 +63,12 @@ enum Command {
         /// Collection for STAC items that name none.
         #[arg(long)]
         collection: Option<String>,
-        /// Files or folders to ingest.
+        /// Bulk loads: commit every N products on their own instead of all at once. Keeps
+        /// the WAL file small and lets a running server write between chunks, but an error
+        /// keeps the chunks committed before it (run the same ingest again after a fix).
+        #[arg(long, value_name = "N")]
+        commit_every: Option<std::num::NonZeroUsize>,
+        /// Files or folders to ingest (`-`: standard input).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
@@ -178,17 +184,23 @@ async fn main() -> anyhow::Result<()> {
         Command::Ingest {
             data,
             collection,
+            commit_every,
             paths,
         } => {
             let store = Store::open(&data)
                 .with_context(|| format!("opening the store in {}", data.display()))?;
             let options = IngestOptions {
                 default_collection: collection,
+                commit_every,
             };
             let report =
                 tokio::task::spawn_blocking(move || ingest_paths(&store, &paths, &options))
                     .await?
-                    .context("ingest failed; nothing was written")?;
+                    .context(if commit_every.is_some() {
+                        "ingest failed"
+                    } else {
+                        "ingest failed; nothing was written"
+                    })?;
             for (path, why) in &report.skipped {
                 eprintln!("skipped {}: {why}", path.display());
             }
@@ -197,7 +209,7 @@ async fn main() -> anyhow::Result<()> {
             }
             println!(
                 "ingested {} products ({} with local pixels) into {}",
-                report.products.len(),
+                report.ingested,
                 report.local,
                 data.display()
             );

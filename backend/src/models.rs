@@ -10,6 +10,12 @@
 //! - `GET /api/models`: every registered version, newest first; `GET /api/models/{name}`:
 //!   its versions; `GET /api/models/{name}/{version}`: one.
 //!
+//! `files` are paths relative to the version's folder (`model.safetensors`, `model.json`),
+//! never the server's own paths; errors of a registration show paths as
+//! [`crate::datasets::Shown`] does. A trial's `artifacts` are stored as the paths the worker
+//! reported on its own host (this server's host when the worker runs beside it): they are
+//! what `POST /api/models` copies from; the experiments API shows only their file names.
+//!
 //! What it is not: no serving and no classification (they come with their own routes); the
 //! artifact is read from the path the worker reported, which is trusted only as far as a
 //! worker token is (regular files only, bounded size, no symbolic links followed).
@@ -68,13 +74,12 @@ pub fn valid_name(name: &str) -> bool {
 
 /// Where registered models live for the store in `state`.
 pub fn models_root(state: &AppState) -> PathBuf {
-    state
-        .store
-        .path()
-        .parent()
-        .unwrap_or_else(|| Path::new("."))
-        .join("artifacts")
-        .join("models")
+    crate::datasets::artifacts_root(state).join("models")
+}
+
+/// The folder of model `name` v`version` under `root` ([`models_root`]).
+pub fn model_dir(root: &Path, name: &str, version: u32) -> PathBuf {
+    root.join(name).join(format!("v{version}"))
 }
 
 #[derive(Debug, Deserialize)]
@@ -139,7 +144,12 @@ fn copy_artifact(from: &Path, to: &Path) -> Result<Vec<String>, BackendError> {
     Ok(files)
 }
 
-fn model_row(conn: &Connection, name: &str, version: u32) -> Result<ModelInfo, BackendError> {
+/// The registered model `name` v`version`, or not found.
+pub(crate) fn model_row(
+    conn: &Connection,
+    name: &str,
+    version: u32,
+) -> Result<ModelInfo, BackendError> {
     let json: Option<String> = conn
         .query_row(
             "SELECT info_json FROM models WHERE name = ?1 AND version = ?2",
@@ -195,7 +205,7 @@ fn register_blocking(
         params![body.name],
         |r| r.get(0),
     )?;
-    let dir = root.join(&body.name).join(format!("v{version}"));
+    let dir = model_dir(root, &body.name, version);
     let staging = root
         .join(&body.name)
         .join(format!(".staging-v{version}-{}", std::process::id()));
@@ -259,10 +269,23 @@ async fn register(
         ));
     }
     let root = models_root(&state);
+    let shown = crate::datasets::Shown::of(&state);
     let model = state
         .store
         .call_conn(move |c| register_blocking(c, &root, body))
-        .await?;
+        .await
+        .map_err(|e| {
+            // Copy errors name the artifact and the registry folder: not in an answer.
+            tracing::warn!(error = %e, "model registration failed");
+            match e {
+                BackendError::Io { context, source } => BackendError::Io {
+                    context: shown.text(&context),
+                    source,
+                },
+                BackendError::Unavailable(m) => BackendError::Unavailable(shown.text(&m)),
+                e => e,
+            }
+        })?;
     Ok((StatusCode::CREATED, Json(model)))
 }
 
@@ -316,6 +339,30 @@ async fn one(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registered_files_are_relative_to_the_version_folder() {
+        let base = std::env::temp_dir().join(format!("albedo-models-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let from = base.join("trial").join("model");
+        std::fs::create_dir_all(from.join("extra")).unwrap();
+        std::fs::write(from.join("model.json"), "{}").unwrap();
+        std::fs::write(from.join("model.safetensors"), [0u8; 8]).unwrap();
+        std::fs::write(from.join("extra").join("notes.txt"), "x").unwrap();
+        let to = base.join("registry");
+        std::fs::create_dir_all(&to).unwrap();
+        let files = copy_artifact(&from, &to).unwrap();
+        assert_eq!(
+            files,
+            ["extra/notes.txt", "model.json", "model.safetensors"]
+        );
+        // A single file: its name.
+        let one = base.join("one");
+        std::fs::create_dir_all(&one).unwrap();
+        let files = copy_artifact(&from.join("model.json"), &one).unwrap();
+        assert_eq!(files, ["model.json"]);
+        let _ = std::fs::remove_dir_all(&base);
+    }
 
     #[test]
     fn model_names_are_safe_folder_names() {

@@ -87,7 +87,7 @@ impl ModelCache {
                 return Ok(model);
             }
         }
-        let dir = root.join(name).join(format!("v{version}"));
+        let dir = crate::models::model_dir(root, name, version);
         if !dir.is_dir() {
             return Err(BackendError::not_found(format!("model {name} v{version}")));
         }

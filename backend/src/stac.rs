@@ -10,6 +10,8 @@
 //! STAC API - Item Search with the Sort and Query extensions: `GET` and `POST /stac/search`
 //! (parameters and their meaning in [`crate::search`]); results are paged by `next` links
 //! that carry a `token` (in the query for GET; in a `body` with `merge: true` for POST).
+//! `numberMatched` is exact up to [`crate::store::MAX_COUNTED`] matches and left out past it
+//! (the `next` link does not depend on it).
 //!
 //! What it is not (yet): the Filter (CQL2), Fields and Transaction extensions; conformance
 //! lists only what is implemented here.
@@ -214,7 +216,7 @@ fn collection_json(b: &str, c: &CollectionSummary, stored: Option<&Value>) -> Va
                     Some("self" | "root" | "parent" | "items" | "child" | "collection")
                 )
             })
-            .cloned();
+            .map(without_nulls);
         if let Some(links) = out["links"].as_array_mut() {
             links.extend(extra);
         }
@@ -373,7 +375,7 @@ fn localize_item(b: &str, mut item: Value) -> Value {
                         Some("self" | "root" | "parent" | "collection")
                     )
                 })
-                .cloned()
+                .map(without_nulls)
                 .collect()
         })
         .unwrap_or_default();
@@ -397,6 +399,22 @@ fn localize_item(b: &str, mut item: Value) -> Value {
     item
 }
 
+/// A link without its `null` fields. Some published items carry `"title": null` or
+/// `"type": null` on their links; STAC's link fields are optional strings, so `null` is
+/// invalid there (the 1.1.0 item schema rejects it) and says no more than leaving it out.
+fn without_nulls(link: &Value) -> Value {
+    match link {
+        Value::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 /// Percent-encodes everything but unreserved characters (RFC 3986).
 fn url_component(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -413,6 +431,21 @@ fn url_component(s: &str) -> String {
 /// Assets whose files are on this server (ingested from local files: their hrefs are paths
 /// on its disk) are served through the raster API instead, and get a thumbnail; the server's
 /// paths never leave it. Returns whether the item had any.
+/// Whether an asset href is a path on this server: a `file:` URL or anything without a URL
+/// scheme (absolute or relative paths; `C:\\` style drive letters count as paths).
+fn is_local_href(href: &str) -> bool {
+    let scheme = href.split_once(':').map(|(s, _)| s).filter(|s| {
+        s.len() > 1
+            && s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    });
+    match scheme {
+        None => true,
+        Some(s) => s.eq_ignore_ascii_case("file"),
+    }
+}
+
 fn localize_assets(b: &str, id: &str, item: &mut Value) -> bool {
     let origin = b.strip_suffix("/stac").unwrap_or(b);
     let product = format!("{origin}/api/products/{}", url_component(id));
@@ -424,7 +457,7 @@ fn localize_assets(b: &str, id: &str, item: &mut Value) -> bool {
         let Some(href) = asset["href"].as_str() else {
             continue;
         };
-        if !(href.starts_with('/') || href.starts_with("file:")) {
+        if !is_local_href(href) {
             continue;
         }
         local = true;
@@ -471,13 +504,16 @@ fn item_collection(
         .into_iter()
         .map(|f| localize_item(b, f))
         .collect();
-    let body = json!({
+    let mut body = json!({
         "type": "FeatureCollection",
         "features": features,
-        "numberMatched": page.matched,
         "numberReturned": returned,
         "links": links,
     });
+    // Left out past store::MAX_COUNTED matches.
+    if let Some(n) = page.matched {
+        body["numberMatched"] = json!(n);
+    }
     geojson(body)
 }
 
@@ -487,8 +523,8 @@ async fn run_search(
 ) -> Result<(crate::store::SearchPage, Option<u64>), BackendError> {
     let (offset, limit) = (params.offset, u64::from(params.limit));
     let page = state.store.call(move |s| s.search(&params)).await?;
-    let next = offset + limit;
-    Ok((page.clone(), (next < page.matched).then_some(next)))
+    let next = page.more.then_some(offset + limit);
+    Ok((page, next))
 }
 
 async fn search_get(
@@ -548,4 +584,57 @@ async fn search_post(
                "body": {"token": token_for(n)}, "merge": true})
     });
     Ok(item_collection(&b, page, self_link, next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hrefs_without_a_scheme_are_local_and_never_leave_the_server() {
+        for local in [
+            "/data/x.tif",
+            "file:///data/x.tif",
+            "albedo-data/artifacts/x.tif",
+            "x.tif",
+        ] {
+            assert!(is_local_href(local), "{local}");
+        }
+        for remote in ["https://e.org/x.tif", "s3://b/x.tif", "HTTP://e.org/x"] {
+            assert!(!is_local_href(remote), "{remote}");
+        }
+        let mut item =
+            json!({"assets": {"class": {"href": "albedo-data/artifacts/derived/x.tif"}}});
+        assert!(localize_assets("http://h/stac", "p", &mut item));
+        assert_eq!(
+            item["assets"]["class"]["href"],
+            "http://h/api/products/p/raster?bands=class"
+        );
+    }
+
+    #[test]
+    fn served_links_leave_out_null_fields() {
+        let item = json!({
+            "type": "Feature", "id": "a", "collection": "c", "properties": {}, "assets": {},
+            "links": [
+                {"rel": "license", "href": "https://example.org/l", "title": null, "type": null},
+                {"rel": "self", "href": "https://elsewhere.example/a"},
+            ],
+        });
+        let served = localize_item("http://127.0.0.1:1/stac", item);
+        let links = served["links"].as_array().expect("links");
+        assert_eq!(
+            links[0],
+            json!({"rel": "license", "href": "https://example.org/l"})
+        );
+        assert_eq!(
+            links[1]["href"], "http://127.0.0.1:1/stac/collections/c/items/a",
+            "navigation links point here"
+        );
+        assert!(
+            links
+                .iter()
+                .all(|l| l.as_object().unwrap().values().all(|v| !v.is_null()))
+        );
+    }
 }

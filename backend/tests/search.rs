@@ -214,6 +214,7 @@ fn fixture() -> Fixture {
     let store = Store::open(dir.path()).expect("store");
     let options = IngestOptions {
         default_collection: Some(DEFAULT_COLLECTION.into()),
+        ..IngestOptions::default()
     };
     ingest_paths(&store, &sources(), &options).expect("ingest");
     Fixture {
@@ -801,6 +802,7 @@ async fn reingest_replaces_index_rows() {
     // Everything again: same rows, same answers.
     let options = IngestOptions {
         default_collection: Some(DEFAULT_COLLECTION.into()),
+        ..IngestOptions::default()
     };
     ingest_paths(&store, &sources(), &options).expect("ingest again");
     assert_eq!(count_rows(&store), before);

@@ -44,6 +44,32 @@ pub async fn fetch_products() -> Result<ProductList, FrontendError> {
     serde_json::from_str(&text).map_err(|e| FrontendError::Decode(format!("product list: {e}")))
 }
 
+/// The products whose pixels are on this server (at most `max`), and how many products the
+/// catalog holds in all. `GET /api/products` lists local products first, so its pages are
+/// read until one holds a remote product.
+pub async fn fetch_local_ids(max: usize) -> Result<(Vec<ProductId>, u64), FrontendError> {
+    const PAGE: usize = 1000;
+    let mut ids = Vec::new();
+    loop {
+        let text = fetch_text(&format!("/api/products?limit={PAGE}&offset={}", ids.len())).await?;
+        let list: ProductList = serde_json::from_str(&text)
+            .map_err(|e| FrontendError::Decode(format!("product list: {e}")))?;
+        let n = list.products.len();
+        let local: Vec<ProductId> = list
+            .products
+            .into_iter()
+            .take_while(|p| matches!(p.pixels, albedo_shared::catalog::PixelAccess::Local { .. }))
+            .map(|p| p.id)
+            .collect();
+        let all_local = local.len() == n;
+        ids.extend(local);
+        if !all_local || n < PAGE || ids.len() >= max {
+            ids.truncate(max);
+            return Ok((ids, list.total));
+        }
+    }
+}
+
 /// `GET /api/products/{id}`: one product, with where its pixels are.
 pub async fn fetch_product(id: &ProductId) -> Result<Product, FrontendError> {
     let text = fetch_text(&format!("/api/products/{}", encode(&id.0))).await?;
@@ -187,6 +213,24 @@ pub fn events_url(id: &ExperimentId) -> String {
     format!("/api/experiments/{}/events", encode(&id.0))
 }
 
+/// The URL of an experiment's live events after event `after` (those a snapshot that
+/// included event `after` lacks).
+pub fn events_url_after(id: &ExperimentId, after: u64) -> String {
+    format!("{}?after={after}", events_url(id))
+}
+
+/// `GET /api/experiments/{id}/snapshot`: what the live view starts from, and the number of
+/// the last event it includes.
+pub async fn fetch_snapshot(
+    id: &ExperimentId,
+) -> Result<albedo_shared::api::ExperimentSnapshot, FrontendError> {
+    fetch_json(
+        &format!("/api/experiments/{}/snapshot", encode(&id.0)),
+        "snapshot",
+    )
+    .await
+}
+
 /// `POST /api/experiments` with the user token: the created experiment.
 pub async fn create_experiment(
     spec: &ExperimentSpec,
@@ -254,17 +298,38 @@ pub async fn fetch_raster(
 ) -> Result<Raster, FrontendError> {
     let url = raster_url(id, bands, window, step);
     tracing::debug!(%url, "fetching raster");
-    let response = fetch(&url).await?;
+    fetch_wire(&url, bands.len()).await
+}
+
+/// `GET /api/products/{id}/tiles/{z}/{x}/{y}?bands=...`: one tile of the product's pyramid,
+/// decoded like [`fetch_raster`].
+pub async fn fetch_tile(
+    id: &ProductId,
+    z: u32,
+    x: u32,
+    y: u32,
+    bands: &[String],
+) -> Result<Raster, FrontendError> {
+    let url = format!(
+        "/api/products/{}/tiles/{z}/{x}/{y}?bands={}",
+        encode(&id.0),
+        encode(&bands.join(","))
+    );
+    fetch_wire(&url, bands.len()).await
+}
+
+/// Fetches `url` and decodes its `application/x-albedo-raster` answer of `band_count` bands.
+async fn fetch_wire(url: &str, band_count: usize) -> Result<Raster, FrontendError> {
+    let response = fetch(url).await?;
     let buffer = JsFuture::from(response.array_buffer().map_err(js_error)?)
         .await
         .map_err(js_error)?;
     let bytes = js_sys::Uint8Array::new(&buffer).to_vec();
     let (header, payload) =
         RasterHeader::decode(&bytes).map_err(|e| FrontendError::Decode(e.to_string()))?;
-    if usize::from(header.bands) != bands.len() {
+    if usize::from(header.bands) != band_count {
         return Err(FrontendError::Decode(format!(
-            "asked for {} bands, got {}",
-            bands.len(),
+            "asked for {band_count} bands, got {}",
             header.bands
         )));
     }

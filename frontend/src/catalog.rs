@@ -1,7 +1,10 @@
 //! The catalog page: the search form, the world map and the result list.
 //!
 //! What it is: a form over the STAC item search (collection, date range, cloud cover, orbit
-//! direction, polarisation, area typed or dragged on the [`WorldMap`]), paged by the `next`
+//! direction, polarisation, area typed or dragged on the [`WorldMap`], and "only products
+//! with pixels here", ticked by default so that the first page shows products the viewer can
+//! open rather than remote-only mosaics; it restricts the search to the local products'
+//! `ids`, at most [`MAX_LOCAL_IDS`] of them, and every other filter still applies), paged by the `next`
 //! links of the answers (Previous goes back through the requests made), results with their
 //! quick-looks (or a "remote" placeholder where the pixels are not on this server), the
 //! footprints on the map, and hover linking between the list and the map. Clicking a result
@@ -10,7 +13,8 @@
 //! What it is not: no search logic of its own: the backend's `/stac/search` answers.
 //!
 //! Hooks for browser tests: the rows are `.product[data-product-id]` buttons (class
-//! `selected`, `hovered`), `#results-count`, `#results-prev`, `#results-next`,
+//! `selected`, `hovered`), `#search-local` (the checkbox, `data-local` the number of local
+//! products), `#results-count`, `#results-prev`, `#results-next`,
 //! `#search-error`, `#results[data-state]` (`loading`, `done`, `error`) and
 //! `#results[data-searches]` (searches answered so far).
 
@@ -20,12 +24,24 @@ use albedo_shared::catalog::{PixelAccess, Product, ProductId};
 use leptos::prelude::*;
 use serde_json::Value;
 
-use crate::api::{CollectionInfo, fetch_collections, fetch_product, quicklook_url, search};
+use crate::api::{
+    CollectionInfo, fetch_collections, fetch_local_ids, fetch_product, quicklook_url, search,
+};
 use crate::search::{
     Area, CLOUD_ANY, ORBITS, PAGE_SIZES, POLARISATIONS, ResultItem, SearchForm, SearchPage,
     SortOrder, count_line, parse_area,
 };
 use crate::worldmap::{Footprint, WorldMap};
+
+/// Most local products the "pixels here" filter names (by `ids` in every search request).
+pub const MAX_LOCAL_IDS: usize = 2000;
+
+/// The products whose pixels are on this server, and how many products the catalog holds.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct LocalProducts {
+    ids: Vec<ProductId>,
+    total: u64,
+}
 
 /// A page of results with what the JSON API says of each product.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,6 +91,8 @@ pub fn CatalogPage(selected: RwSignal<Option<Product>>) -> impl IntoView {
     let hovered = RwSignal::new(None::<ProductId>);
     let collections =
         LocalResource::new(|| async { fetch_collections().await.map_err(|e| e.to_string()) });
+    // Known before the first search (`None` until then).
+    let local = RwSignal::new(None::<LocalProducts>);
 
     // Fetches the last page of `pages`; a newer request wins over an older one.
     let load = move || {
@@ -100,16 +118,37 @@ pub fn CatalogPage(selected: RwSignal<Option<Product>>) -> impl IntoView {
         });
     };
 
-    let submit = move || match form.with_untracked(SearchForm::body) {
-        Ok(body) => {
-            form_error.set(None);
-            pages.set(vec![body]);
-            load();
+    let submit = move || {
+        let Some(ids) = local.with_untracked(|l| l.as_ref().map(|l| l.ids.clone())) else {
+            // The first search starts once the local products are known.
+            return;
+        };
+        match form.with_untracked(|f| f.request(&ids)) {
+            Ok(body) => {
+                form_error.set(None);
+                pages.set(vec![body]);
+                load();
+            }
+            Err(e) => form_error.set(Some(e)),
         }
-        Err(e) => form_error.set(Some(e)),
     };
-    // The first search: everything, newest first.
-    submit();
+    // The first search: the products with pixels here (every product where none has),
+    // newest first.
+    leptos::task::spawn_local(async move {
+        let known = match fetch_local_ids(MAX_LOCAL_IDS).await {
+            Ok((ids, total)) => LocalProducts { ids, total },
+            Err(e) => {
+                tracing::warn!(error = %e, "local products unknown: searching every product");
+                LocalProducts::default()
+            }
+        };
+        if known.ids.is_empty() {
+            form.try_update(|f| f.local_only = false);
+        }
+        if local.try_set(Some(known)).is_none() {
+            submit();
+        }
+    });
 
     let next = move |_| {
         let body = results.with_untracked(|r| match r {
@@ -169,7 +208,7 @@ pub fn CatalogPage(selected: RwSignal<Option<Product>>) -> impl IntoView {
     view! {
         <section class="catalog" aria-label="Catalog search">
             <h2>"Catalog"</h2>
-            <SearchFormView form collections submit />
+            <SearchFormView form collections local submit />
             <WorldMap
                 footprints
                 hovered
@@ -268,8 +307,26 @@ pub fn CatalogPage(selected: RwSignal<Option<Product>>) -> impl IntoView {
 fn SearchFormView(
     form: RwSignal<SearchForm>,
     collections: LocalResource<Result<Vec<CollectionInfo>, String>>,
+    local: RwSignal<Option<LocalProducts>>,
     submit: impl Fn() + Copy + 'static,
 ) -> impl IntoView {
+    let local_count = move || local.with(|l| l.as_ref().map_or(0, |l| l.ids.len()));
+    let local_label = move || {
+        local.with(|l| match l {
+            None => "Only products with pixels here".to_string(),
+            Some(l) if l.ids.is_empty() => "No product has pixels on this server".to_string(),
+            Some(l) => format!(
+                "Only products with pixels here ({}{} of {})",
+                l.ids.len(),
+                if l.ids.len() >= MAX_LOCAL_IDS {
+                    "+"
+                } else {
+                    ""
+                },
+                l.total
+            ),
+        })
+    };
     let text = move |get: fn(&SearchForm) -> &String| move || form.with(|f| get(f).clone());
     let area_input = move |k: usize, id: &'static str, label: &'static str, limit: u32| {
         view! {
@@ -413,13 +470,37 @@ fn SearchFormView(
                 {area_input(2, "bbox-east", "East", 180)}
                 {area_input(3, "bbox-north", "North", 90)}
             </fieldset>
+            <label
+                class="inline wide local-toggle"
+                title="Products whose band files are on this server: the viewer draws them. The others are metadata only (their pixels are on a remote store)."
+            >
+                <input
+                    id="search-local"
+                    type="checkbox"
+                    style="width: auto; height: auto; margin: 0"
+                    data-local=move || local_count().to_string()
+                    disabled=move || local_count() == 0
+                    prop:checked=move || form.with(|f| f.local_only)
+                    on:change=move |ev| {
+                        form.update(|f| f.local_only = event_target_checked(&ev));
+                        submit();
+                    }
+                />
+                <span>{local_label}</span>
+            </label>
             <div class="form-actions wide">
                 <button type="submit" id="search-submit" class="primary">"Search"</button>
                 <button
                     type="button"
                     id="search-reset"
                     on:click=move |_| {
-                        form.set(SearchForm::default());
+                        let none_local = local.with_untracked(|l| {
+                            l.as_ref().is_some_and(|l| l.ids.is_empty())
+                        });
+                        form.set(SearchForm {
+                            local_only: !none_local,
+                            ..SearchForm::default()
+                        });
                         submit();
                     }
                 >

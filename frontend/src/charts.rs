@@ -258,7 +258,9 @@ pub fn draw_curve_paths(
 ) -> usize {
     let mut drawn = 0;
     ctx.set_line_width(1.2);
-    ctx.set_line_join("round");
+    // Bevel joins: at 1.2 px they look the same as round ones, and a software canvas strokes
+    // 100 000 segments in about half the time.
+    ctx.set_line_join("bevel");
     for state in DRAW_ORDER {
         ctx.set_stroke_style_str(state_colour(state));
         ctx.set_global_alpha(if state == TrialState::Running {
@@ -334,7 +336,10 @@ pub fn draw_curves(ctx: &Ctx, w: f64, h: f64, data: &LiveData) -> usize {
     drawn
 }
 
-/// Draws the worker timeline (one row per worker slot); returns the number of bars.
+/// Draws the worker timeline: one row per worker slot (`name · slot k`, see [`crate::live`]
+/// for how slots are numbered), one bar per lease (attempt) in the colour of the state it
+/// ended in, labelled with the trial (and the attempt after the first); returns the number
+/// of bars.
 pub fn draw_timeline(ctx: &Ctx, w: f64, h: f64, data: &LiveData) -> usize {
     let (left, right, top, bottom) = (120.0, 12.0, 6.0, 22.0);
     let Some((t0, t1)) = data.span_ms else {
@@ -367,27 +372,65 @@ pub fn draw_timeline(ctx: &Ctx, w: f64, h: f64, data: &LiveData) -> usize {
             TEXT,
         );
     }
-    let mut bars = 0;
-    for lease in &data.leases {
-        let end = lease.end_ms.unwrap_or(t1);
-        let x0 = xs.px((lease.start_ms - start) as f64 / 1000.0);
-        let x1 = xs.px((end - start) as f64 / 1000.0).max(x0 + 1.5);
-        let y = top + lease.lane as f64 * row_h + 2.0;
-        let state = lease.end_state.unwrap_or(TrialState::Running);
-        ctx.set_fill_style_str(state_colour(state));
-        ctx.fill_rect(x0, y, x1 - x0 - 0.5, row_h - 4.0);
-        if x1 - x0 > 22.0 && row_h >= 12.0 {
-            text(
-                ctx,
-                &lease.trial.to_string(),
-                (x0 + x1) / 2.0,
-                y + row_h / 2.0 + 2.0,
-                "center",
-                "#ffffff",
-            );
+    // Where each bar goes: (x0, x1, y, state at the end).
+    let placed: Vec<(f64, f64, f64, TrialState)> = data
+        .leases
+        .iter()
+        .map(|lease| {
+            let end = lease.end_ms.unwrap_or(t1);
+            let x0 = xs.px((lease.start_ms - start) as f64 / 1000.0);
+            let x1 = xs.px((end - start) as f64 / 1000.0).max(x0 + 1.5);
+            let y = top + lease.lane as f64 * row_h + 2.0;
+            (x0, x1, y, lease.end_state.unwrap_or(TrialState::Running))
+        })
+        .collect();
+    // One path and one fill per state (a thousand bars are a handful of fills); a lease
+    // lost with its worker ends in a red mark where the attempt broke off.
+    for state in [
+        TrialState::Queued,
+        TrialState::Paused,
+        TrialState::Finished,
+        TrialState::Stopped,
+        TrialState::Failed,
+        TrialState::Running,
+    ] {
+        ctx.begin_path();
+        let mut any = false;
+        for (x0, x1, y, s) in &placed {
+            if *s == state {
+                ctx.rect(*x0, *y, x1 - x0 - 0.5, row_h - 4.0);
+                any = true;
+            }
         }
-        bars += 1;
+        if any {
+            ctx.set_fill_style_str(state_colour(state));
+            ctx.fill();
+        }
     }
+    ctx.begin_path();
+    for (x0, x1, y, s) in &placed {
+        if *s == TrialState::Queued {
+            ctx.rect((x1 - 2.5).max(*x0), *y, 2.0, row_h - 4.0);
+        }
+    }
+    ctx.set_fill_style_str(state_colour(TrialState::Failed));
+    ctx.fill();
+    if row_h >= 12.0 {
+        for (lease, (x0, x1, y, _)) in data.leases.iter().zip(&placed) {
+            let label = bar_label(lease.trial.0, lease.attempt);
+            if x1 - x0 > 7.0 * label.chars().count() as f64 + 4.0 {
+                text(
+                    ctx,
+                    &label,
+                    (x0 + x1) / 2.0,
+                    y + row_h / 2.0 + 2.0,
+                    "center",
+                    "#ffffff",
+                );
+            }
+        }
+    }
+    let bars = placed.len();
     ctx.set_stroke_style_str(AXIS);
     ctx.set_line_width(1.0);
     ctx.begin_path();
@@ -405,6 +448,15 @@ pub fn draw_timeline(ctx: &Ctx, w: f64, h: f64, data: &LiveData) -> usize {
         );
     }
     bars
+}
+
+/// The label of a timeline bar: the trial, and the attempt after the first (`12·2`).
+pub fn bar_label(trial: u64, attempt: u32) -> String {
+    if attempt > 1 {
+        format!("{trial}·{attempt}")
+    } else {
+        trial.to_string()
+    }
 }
 
 fn clip(s: &str, n: usize) -> String {
@@ -867,5 +919,7 @@ mod tests {
         assert_eq!(quality_colour(0.0), "rgb(68,1,84)");
         assert_eq!(quality_colour(1.0), "rgb(253,231,37)");
         assert_eq!(clip("abcdef", 4), "abc…");
+        assert_eq!(bar_label(12, 1), "12");
+        assert_eq!(bar_label(12, 2), "12·2");
     }
 }

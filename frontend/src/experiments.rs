@@ -4,8 +4,8 @@
 //! What it is: the view of [`crate::expform::ExperimentForm`]: name, metric, direction; what
 //! a trial runs (synthetic, command, the built-in `eo_cnn` trainer); a search (space rows with
 //! add/remove, optimizer and its parameters) or an ablation study (baseline rows, components
-//! ticked to leave out); early stopping; budget, parallelism, attempts, mode and seed. Launch
-//! sends the spec with the user token and opens the live view; a 400 shows the server's
+//! ticked to leave out); early stopping; budget, parallelism, attempts, prefetch, mode and
+//! seed. Launch sends the spec with the user token and opens the live view; a 400 shows the server's
 //! message beside the field its `ErrorBody::field` names (else above the Launch button).
 //!
 //! What it is not: no rules of its own about values (the server's are the rules).
@@ -15,15 +15,17 @@
 //! beside input `X` is `#X-error`; the form-level message is `#exp-form-error`; the list's
 //! rows are `#experiment-list tr[data-experiment-id]` with `data-state`.
 
+use std::marker::PhantomData;
+
 use albedo_shared::api::ExperimentSummary;
-use albedo_shared::experiment::{ComponentKind, Direction, Mode};
+use albedo_shared::experiment::{Direction, Mode};
 use leptos::prelude::*;
 
 use crate::api::{create_experiment, fetch_experiments};
 use crate::browser::{every, navigate};
 use crate::expform::{
-    COMPONENT_KINDS, ExperimentForm, OptimizerKind, ParamKind, Study, TrialKind,
-    parse_component_kind,
+    BaselineRow, COMPONENT_KINDS, ComponentRow, ExperimentForm, OptimizerKind, ParamKind, ParamRow,
+    Study, TrialKind, component_kind_str, parse_component_kind,
 };
 use crate::route::Route;
 use crate::token::{NEEDS_TOKEN, UserToken};
@@ -221,6 +223,96 @@ fn error_note(
     }
 }
 
+/// The markup every field of the form shares: a label around the field's caption, its
+/// control and the slot where the server's message about it shows (`#{id}-error`); the
+/// label is marked `invalid` while it does.
+fn field_shell(
+    errors: RwSignal<Option<FormError>>,
+    id: impl Fn() -> String + Clone + Send + Sync + 'static,
+    class: &'static str,
+    label: &'static str,
+    control: impl IntoView + 'static,
+) -> impl IntoView {
+    let mine = id.clone();
+    let invalid = move || {
+        let id = mine();
+        errors.with(|e| {
+            e.as_ref()
+                .is_some_and(|e| e.input.as_deref() == Some(id.as_str()))
+        })
+    };
+    view! {
+        <label class=format!("field {class}") class:invalid=invalid>
+            <span class="label">{label}</span>
+            {control}
+            {error_note(errors, id)}
+        </label>
+    }
+}
+
+/// How a text control looks: its keyboard hint (`inputmode`) and placeholder
+/// (empty: none).
+#[derive(Debug, Clone, Copy, Default)]
+struct Hints {
+    inputmode: &'static str,
+    placeholder: &'static str,
+}
+
+/// A one-line text control: `get` gives its value, `set` takes what is typed.
+fn text_control(
+    id: impl Fn() -> String + Send + Sync + 'static,
+    get: impl Fn() -> String + Send + Sync + 'static,
+    set: impl Fn(String) + 'static,
+    hints: Hints,
+) -> impl IntoView {
+    view! {
+        <input
+            id=id
+            type="text"
+            inputmode=(!hints.inputmode.is_empty()).then_some(hints.inputmode)
+            placeholder=(!hints.placeholder.is_empty()).then_some(hints.placeholder)
+            prop:value=get
+            on:input=move |ev| set(event_target_value(&ev))
+        />
+    }
+}
+
+/// A checkbox control: `get` gives whether it is ticked, `set` takes a change.
+fn check_control(
+    id: impl Fn() -> String + Send + Sync + 'static,
+    get: impl Fn() -> bool + Send + Sync + 'static,
+    set: impl Fn(bool) + 'static,
+) -> impl IntoView {
+    view! {
+        <input
+            id=id
+            type="checkbox"
+            prop:checked=get
+            on:change=move |ev| set(event_target_checked(&ev))
+        />
+    }
+}
+
+/// A `<select>` of `(value, text)` options: `get` gives the chosen value, `set` takes a
+/// change.
+fn select_control(
+    id: impl Fn() -> String + Send + Sync + 'static,
+    options: Vec<(&'static str, &'static str)>,
+    get: impl Fn() -> &'static str + Copy + Send + Sync + 'static,
+    set: impl Fn(&str) + 'static,
+) -> impl IntoView {
+    view! {
+        <select id=id prop:value=get on:change=move |ev| set(&event_target_value(&ev))>
+            {options
+                .into_iter()
+                .map(|(v, text)| {
+                    view! { <option value=v selected=move || get() == v>{text}</option> }
+                })
+                .collect_view()}
+        </select>
+    }
+}
+
 /// A text input bound to one field of the form.
 #[component]
 fn TextField(
@@ -233,21 +325,17 @@ fn TextField(
     #[prop(optional)] placeholder: &'static str,
     #[prop(optional)] class: &'static str,
 ) -> impl IntoView {
-    view! {
-        <label class=format!("field {class}") class:invalid=move || errors.with(|e| {
-            e.as_ref().is_some_and(|e| e.input.as_deref() == Some(id))
-        })>
-            <span class="label">{label}</span>
-            <input
-                id=id
-                type="text"
-                placeholder=placeholder
-                prop:value=move || form.with(get)
-                on:input=move |ev| form.update(|f| set(f, event_target_value(&ev)))
-            />
-            {error_note(errors, move || id.to_string())}
-        </label>
-    }
+    let hints = Hints {
+        placeholder,
+        ..Hints::default()
+    };
+    let control = text_control(
+        move || id.to_string(),
+        move || form.with(get),
+        move |v| form.update(|f| set(f, v)),
+        hints,
+    );
+    field_shell(errors, move || id.to_string(), class, label, control)
 }
 
 /// A multi-line input bound to one field of the form.
@@ -261,19 +349,16 @@ fn AreaField(
     set: fn(&mut ExperimentForm, String),
     #[prop(optional)] placeholder: &'static str,
 ) -> impl IntoView {
-    view! {
-        <label class="field wide">
-            <span class="label">{label}</span>
-            <textarea
-                id=id
-                rows="3"
-                placeholder=placeholder
-                prop:value=move || form.with(get)
-                on:input=move |ev| form.update(|f| set(f, event_target_value(&ev)))
-            ></textarea>
-            {error_note(errors, move || id.to_string())}
-        </label>
-    }
+    let control = view! {
+        <textarea
+            id=id
+            rows="3"
+            placeholder=placeholder
+            prop:value=move || form.with(get)
+            on:input=move |ev| form.update(|f| set(f, event_target_value(&ev)))
+        ></textarea>
+    };
+    field_shell(errors, move || id.to_string(), "wide", label, control)
 }
 
 /// A `<select>` bound to one field of the form.
@@ -287,36 +372,200 @@ fn SelectField(
     get: fn(&ExperimentForm) -> &'static str,
     set: fn(&mut ExperimentForm, &str),
 ) -> impl IntoView {
-    view! {
-        <label class="field">
-            <span class="label">{label}</span>
-            <select
-                id=id
-                prop:value=move || form.with(get)
-                on:change=move |ev| form.update(|f| set(f, &event_target_value(&ev)))
-            >
-                {options
-                    .into_iter()
-                    .map(|(v, text)| {
-                        view! {
-                            <option value=v selected=move || form.with(get) == v>
-                                {text}
-                            </option>
-                        }
-                    })
-                    .collect_view()}
-            </select>
-            {error_note(errors, move || id.to_string())}
-        </label>
+    let control = select_control(
+        move || id.to_string(),
+        options,
+        move || form.with(get),
+        move |v| form.update(|f| set(f, v)),
+    );
+    field_shell(errors, move || id.to_string(), "", label, control)
+}
+
+/// A row type of one of the form's keyed lists (search space, baseline, components).
+trait FormRow: 'static {
+    /// Prefix of its inputs' ids (`param` gives `param-0-low`).
+    const PREFIX: &'static str;
+    /// Its stable key.
+    fn key(&self) -> u64;
+    /// The list it belongs to.
+    fn list(form: &ExperimentForm) -> &[Self]
+    where
+        Self: Sized;
+    /// The list it belongs to, to change.
+    fn list_mut(form: &mut ExperimentForm) -> &mut Vec<Self>
+    where
+        Self: Sized;
+}
+
+/// Implements [`FormRow`] for a row type kept in field `$list` of the form.
+macro_rules! form_row {
+    ($row:ty, $prefix:literal, $list:ident) => {
+        impl FormRow for $row {
+            const PREFIX: &'static str = $prefix;
+            fn key(&self) -> u64 {
+                self.key
+            }
+            fn list(form: &ExperimentForm) -> &[Self] {
+                &form.$list
+            }
+            fn list_mut(form: &mut ExperimentForm) -> &mut Vec<Self> {
+                &mut form.$list
+            }
+        }
+    };
+}
+
+form_row!(ParamRow, "param", params);
+form_row!(BaselineRow, "baseline", baseline);
+form_row!(ComponentRow, "component", components);
+
+/// One row of a keyed list, bound to the form: where it stands (its index names its
+/// inputs, `param-{index}-{field}`, and changes when a row above it goes), reading and
+/// changing its fields, and its fields' markup.
+struct RowBinding<R> {
+    form: RwSignal<ExperimentForm>,
+    errors: RwSignal<Option<FormError>>,
+    key: u64,
+    index: Memo<usize>,
+    row: PhantomData<fn() -> R>,
+}
+
+impl<R> Clone for RowBinding<R> {
+    fn clone(&self) -> Self {
+        *self
     }
 }
 
-/// Index of the row of `key` in `rows`.
-fn row_index<T>(rows: &[T], key: u64, key_of: fn(&T) -> u64) -> usize {
-    rows.iter()
-        .position(|r| key_of(r) == key)
-        .unwrap_or(usize::MAX)
+impl<R> Copy for RowBinding<R> {}
+
+impl<R: FormRow> RowBinding<R> {
+    fn new(form: RwSignal<ExperimentForm>, errors: RwSignal<Option<FormError>>, key: u64) -> Self {
+        let index = Memo::new(move |_| {
+            form.with(|f| {
+                R::list(f)
+                    .iter()
+                    .position(|r| r.key() == key)
+                    .unwrap_or(usize::MAX)
+            })
+        });
+        RowBinding {
+            form,
+            errors,
+            key,
+            index,
+            row: PhantomData,
+        }
+    }
+
+    /// The id of the row's input `field`.
+    fn id(self, field: &'static str) -> impl Fn() -> String + Clone + Send + Sync + 'static {
+        move || format!("{}-{}-{field}", R::PREFIX, self.index.get())
+    }
+
+    /// A value read from the row (the default while it is gone).
+    fn read<T: Default>(self, read: impl Fn(&R) -> T) -> T {
+        self.form.with(|f| {
+            R::list(f)
+                .iter()
+                .find(|r| r.key() == self.key)
+                .map(read)
+                .unwrap_or_default()
+        })
+    }
+
+    /// Changes the row.
+    fn write(self, write: impl FnOnce(&mut R)) {
+        self.form.update(|f| {
+            if let Some(r) = R::list_mut(f).iter_mut().find(|r| r.key() == self.key) {
+                write(r);
+            }
+        });
+    }
+
+    /// A text field of the row.
+    fn text(
+        self,
+        field: &'static str,
+        label: &'static str,
+        class: &'static str,
+        hints: Hints,
+        get: fn(&R) -> String,
+        set: fn(&mut R, String),
+    ) -> impl IntoView {
+        let control = text_control(
+            self.id(field),
+            move || self.read(get),
+            move |v| self.write(|r| set(r, v)),
+            hints,
+        );
+        field_shell(self.errors, self.id(field), class, label, control)
+    }
+
+    /// A checkbox of the row.
+    fn check(
+        self,
+        field: &'static str,
+        label: &'static str,
+        get: fn(&R) -> bool,
+        set: fn(&mut R, bool),
+    ) -> impl IntoView {
+        let control = check_control(
+            self.id(field),
+            move || self.read(get),
+            move |v| self.write(|r| set(r, v)),
+        );
+        field_shell(self.errors, self.id(field), "check", label, control)
+    }
+
+    /// A `<select>` of the row.
+    fn select(
+        self,
+        field: &'static str,
+        label: &'static str,
+        options: Vec<(&'static str, &'static str)>,
+        get: fn(&R) -> &'static str,
+        set: fn(&mut R, &str),
+    ) -> impl IntoView {
+        let control = select_control(
+            self.id(field),
+            options,
+            move || {
+                self.form.with(|f| {
+                    R::list(f)
+                        .iter()
+                        .find(|r| r.key() == self.key)
+                        .map_or("", get)
+                })
+            },
+            move |v| self.write(|r| set(r, v)),
+        );
+        field_shell(self.errors, self.id(field), "", label, control)
+    }
+
+    /// The button that removes the row.
+    fn remove_button(self, title: &'static str) -> impl IntoView {
+        view! {
+            <button
+                type="button"
+                class="remove"
+                id=self.id("remove")
+                title=title
+                on:click=move |_| {
+                    self.form.update(|f| R::list_mut(f).retain(|r| r.key() != self.key))
+                }
+            >
+                "✕"
+            </button>
+        }
+    }
 }
+
+/// The `(value, text)` options of a parameter's type.
+const PARAM_KINDS: [(&str, &str); 3] = [
+    ("float", "float"),
+    ("int", "int"),
+    ("categorical", "categorical"),
+];
 
 #[component]
 fn ParamRowView(
@@ -324,167 +573,33 @@ fn ParamRowView(
     errors: RwSignal<Option<FormError>>,
     key: u64,
 ) -> impl IntoView {
-    let idx = Memo::new(move |_| form.with(|f| row_index(&f.params, key, |p| p.key)));
-    let id = move |attr: &'static str| move || format!("param-{}-{attr}", idx.get());
-    let get = move |g: fn(&crate::expform::ParamRow) -> String| {
-        move || {
-            form.with(|f| {
-                f.params
-                    .iter()
-                    .find(|p| p.key == key)
-                    .map(g)
-                    .unwrap_or_default()
-            })
-        }
-    };
-    let upd = move |f: &mut ExperimentForm, u: &dyn Fn(&mut crate::expform::ParamRow)| {
-        if let Some(p) = f.params.iter_mut().find(|p| p.key == key) {
-            u(p);
-        }
-    };
-    let kind = Memo::new(move |_| {
-        form.with(|f| {
-            f.params
-                .iter()
-                .find(|p| p.key == key)
-                .map(|p| p.kind)
-                .unwrap_or_default()
-        })
-    });
-    let invalid = move |attr: &'static str| {
-        move || {
-            let want = format!("param-{}-{attr}", idx.get());
-            errors.with(|e| {
-                e.as_ref()
-                    .is_some_and(|e| e.input.as_deref() == Some(want.as_str()))
-            })
-        }
+    let row = RowBinding::<ParamRow>::new(form, errors, key);
+    let kind = Memo::new(move |_| row.read(|p| p.kind));
+    let decimal = Hints {
+        inputmode: "decimal",
+        ..Hints::default()
     };
     view! {
-        <div class="param-row" data-index=move || idx.get().to_string()>
-            <label class="field" class:invalid=invalid("name")>
-                <span class="label">"Name"</span>
-                <input
-                    id=id("name")
-                    type="text"
-                    prop:value=get(|p| p.name.clone())
-                    on:input=move |ev| {
-                        let v = event_target_value(&ev);
-                        form.update(|f| upd(f, &|p| p.name = v.clone()))
-                    }
-                />
-                {error_note(errors, id("name"))}
-            </label>
-            <label class="field" class:invalid=invalid("type")>
-                <span class="label">"Type"</span>
-                <select
-                    id=id("type")
-                    on:change=move |ev| {
-                        let v = ParamKind::parse(&event_target_value(&ev));
-                        form.update(|f| upd(f, &|p| p.set_kind(v)))
-                    }
-                >
-                    {[ParamKind::Float, ParamKind::Int, ParamKind::Categorical]
-                        .into_iter()
-                        .map(|k| {
-                            view! {
-                                <option value=k.as_str() selected=move || kind.get() == k>
-                                    {k.as_str()}
-                                </option>
-                            }
-                        })
-                        .collect_view()}
-                </select>
-                {error_note(errors, id("type"))}
-            </label>
+        <div class="param-row" data-index=move || row.index.get().to_string()>
+            {row.text("name", "Name", "", Hints::default(), |p| p.name.clone(), |p, v| p.name = v)}
+            {row.select("type", "Type", PARAM_KINDS.to_vec(), |p| p.kind.as_str(), |p, v| {
+                p.set_kind(ParamKind::parse(v))
+            })}
             <Show
                 when=move || kind.get() != ParamKind::Categorical
                 fallback=move || {
-                    view! {
-                        <label class="field values" class:invalid=invalid("values")>
-                            <span class="label">"Values (comma-separated)"</span>
-                            <input
-                                id=id("values")
-                                type="text"
-                                prop:value=get(|p| p.values.clone())
-                                on:input=move |ev| {
-                                    let v = event_target_value(&ev);
-                                    form.update(|f| upd(f, &|p| p.values = v.clone()))
-                                }
-                            />
-                            {error_note(errors, id("values"))}
-                        </label>
-                    }
+                    row.text("values", "Values (comma-separated)", "values", Hints::default(),
+                        |p| p.values.clone(), |p, v| p.values = v)
                 }
             >
-                <label class="field num" class:invalid=invalid("low")>
-                    <span class="label">"Low"</span>
-                    <input
-                        id=id("low")
-                        type="text"
-                        inputmode="decimal"
-                        prop:value=get(|p| p.low.clone())
-                        on:input=move |ev| {
-                            let v = event_target_value(&ev);
-                            form.update(|f| upd(f, &|p| p.low = v.clone()))
-                        }
-                    />
-                    {error_note(errors, id("low"))}
-                </label>
-                <label class="field num" class:invalid=invalid("high")>
-                    <span class="label">"High"</span>
-                    <input
-                        id=id("high")
-                        type="text"
-                        inputmode="decimal"
-                        prop:value=get(|p| p.high.clone())
-                        on:input=move |ev| {
-                            let v = event_target_value(&ev);
-                            form.update(|f| upd(f, &|p| p.high = v.clone()))
-                        }
-                    />
-                    {error_note(errors, id("high"))}
-                </label>
-                <label class="field check" class:invalid=invalid("log")>
-                    <span class="label">"Log"</span>
-                    <input
-                        id=id("log")
-                        type="checkbox"
-                        prop:checked=move || {
-                            form.with(|f| f.params.iter().any(|p| p.key == key && p.log))
-                        }
-                        on:change=move |ev| {
-                            let v = event_target_checked(&ev);
-                            form.update(|f| upd(f, &|p| p.log = v))
-                        }
-                    />
-                    {error_note(errors, id("log"))}
-                </label>
-                <label class="field num" class:invalid=invalid("steps")>
-                    <span class="label">"Grid steps"</span>
-                    <input
-                        id=id("steps")
-                        type="text"
-                        inputmode="numeric"
-                        placeholder="grid only"
-                        prop:value=get(|p| p.steps.clone())
-                        on:input=move |ev| {
-                            let v = event_target_value(&ev);
-                            form.update(|f| upd(f, &|p| p.steps = v.clone()))
-                        }
-                    />
-                    {error_note(errors, id("steps"))}
-                </label>
+                {row.text("low", "Low", "num", decimal, |p| p.low.clone(), |p, v| p.low = v)}
+                {row.text("high", "High", "num", decimal, |p| p.high.clone(), |p, v| p.high = v)}
+                {row.check("log", "Log", |p| p.log, |p, v| p.log = v)}
+                {row.text("steps", "Grid steps", "num",
+                    Hints { inputmode: "numeric", placeholder: "grid only" },
+                    |p| p.steps.clone(), |p, v| p.steps = v)}
             </Show>
-            <button
-                type="button"
-                class="remove"
-                id=id("remove")
-                title="Remove this parameter"
-                on:click=move |_| form.update(|f| f.params.retain(|p| p.key != key))
-            >
-                "✕"
-            </button>
+            {row.remove_button("Remove this parameter")}
         </div>
     }
 }
@@ -495,60 +610,12 @@ fn BaselineRowView(
     errors: RwSignal<Option<FormError>>,
     key: u64,
 ) -> impl IntoView {
-    let idx = Memo::new(move |_| form.with(|f| row_index(&f.baseline, key, |b| b.key)));
-    let id = move |attr: &'static str| move || format!("baseline-{}-{attr}", idx.get());
-    let get = move |g: fn(&crate::expform::BaselineRow) -> String| {
-        move || {
-            form.with(|f| {
-                f.baseline
-                    .iter()
-                    .find(|b| b.key == key)
-                    .map(g)
-                    .unwrap_or_default()
-            })
-        }
-    };
-    let upd = move |f: &mut ExperimentForm, u: &dyn Fn(&mut crate::expform::BaselineRow)| {
-        if let Some(b) = f.baseline.iter_mut().find(|b| b.key == key) {
-            u(b);
-        }
-    };
+    let row = RowBinding::<BaselineRow>::new(form, errors, key);
     view! {
         <div class="kv-row">
-            <label class="field">
-                <span class="label">"Parameter"</span>
-                <input
-                    id=id("name")
-                    type="text"
-                    prop:value=get(|b| b.name.clone())
-                    on:input=move |ev| {
-                        let v = event_target_value(&ev);
-                        form.update(|f| upd(f, &|b| b.name = v.clone()))
-                    }
-                />
-                {error_note(errors, id("name"))}
-            </label>
-            <label class="field">
-                <span class="label">"Value"</span>
-                <input
-                    id=id("value")
-                    type="text"
-                    prop:value=get(|b| b.value.clone())
-                    on:input=move |ev| {
-                        let v = event_target_value(&ev);
-                        form.update(|f| upd(f, &|b| b.value = v.clone()))
-                    }
-                />
-            </label>
-            <button
-                type="button"
-                class="remove"
-                id=id("remove")
-                title="Remove"
-                on:click=move |_| form.update(|f| f.baseline.retain(|b| b.key != key))
-            >
-                "✕"
-            </button>
+            {row.text("name", "Parameter", "", Hints::default(), |b| b.name.clone(), |b, v| b.name = v)}
+            {row.text("value", "Value", "", Hints::default(), |b| b.value.clone(), |b, v| b.value = v)}
+            {row.remove_button("Remove")}
         </div>
     }
 }
@@ -559,111 +626,160 @@ fn ComponentRowView(
     errors: RwSignal<Option<FormError>>,
     key: u64,
 ) -> impl IntoView {
-    let idx = Memo::new(move |_| form.with(|f| row_index(&f.components, key, |c| c.key)));
-    let id = move |attr: &'static str| move || format!("component-{}-{attr}", idx.get());
-    let get = move |g: fn(&crate::expform::ComponentRow) -> String| {
-        move || {
-            form.with(|f| {
-                f.components
-                    .iter()
-                    .find(|c| c.key == key)
-                    .map(g)
-                    .unwrap_or_default()
-            })
-        }
-    };
-    let upd = move |f: &mut ExperimentForm, u: &dyn Fn(&mut crate::expform::ComponentRow)| {
-        if let Some(c) = f.components.iter_mut().find(|c| c.key == key) {
-            u(c);
-        }
-    };
-    let kind = Memo::new(move |_| {
-        form.with(|f| {
-            f.components
-                .iter()
-                .find(|c| c.key == key)
-                .map_or(ComponentKind::Named, |c| c.kind)
-        })
-    });
+    let row = RowBinding::<ComponentRow>::new(form, errors, key);
+    let kinds = COMPONENT_KINDS.map(|(_, name)| (name, name)).to_vec();
     view! {
         <div class="component-row">
-            <label class="field check" title="Leave this component out in a trial of its own">
-                <span class="label">"Leave out"</span>
-                <input
-                    id=id("use")
-                    type="checkbox"
-                    prop:checked=move || {
-                        form.with(|f| f.components.iter().any(|c| c.key == key && c.ablate))
-                    }
-                    on:change=move |ev| {
-                        let v = event_target_checked(&ev);
-                        form.update(|f| upd(f, &|c| c.ablate = v))
-                    }
-                />
-            </label>
-            <label class="field">
-                <span class="label">"Component"</span>
-                <input
-                    id=id("name")
-                    type="text"
-                    prop:value=get(|c| c.name.clone())
-                    on:input=move |ev| {
-                        let v = event_target_value(&ev);
-                        form.update(|f| upd(f, &|c| c.name = v.clone()))
-                    }
-                />
-                {error_note(errors, id("name"))}
-            </label>
-            <label class="field">
-                <span class="label">"Kind"</span>
-                <select
-                    id=id("kind")
-                    on:change=move |ev| {
-                        let v = parse_component_kind(&event_target_value(&ev));
-                        form.update(|f| upd(f, &|c| c.kind = v))
-                    }
-                >
-                    {COMPONENT_KINDS
-                        .into_iter()
-                        .map(|(k, name)| {
-                            view! {
-                                <option value=name selected=move || kind.get() == k>
-                                    {name}
-                                </option>
-                            }
-                        })
-                        .collect_view()}
-                </select>
-                {error_note(errors, id("kind"))}
-            </label>
-            <label class="field">
-                <span class="label">"Members (comma-separated)"</span>
-                <input
-                    id=id("members")
-                    type="text"
-                    placeholder=move || {
-                        if kind.get() == ComponentKind::BandGroup { "B11, B12" } else { "" }
-                    }
-                    prop:value=get(|c| c.members.clone())
-                    on:input=move |ev| {
-                        let v = event_target_value(&ev);
-                        form.update(|f| upd(f, &|c| c.members = v.clone()))
-                    }
-                />
-                {error_note(errors, id("members"))}
-            </label>
-            <button
-                type="button"
-                class="remove"
-                id=id("remove")
-                title="Remove"
-                on:click=move |_| form.update(|f| f.components.retain(|c| c.key != key))
-            >
-                "✕"
-            </button>
+            {row.check("use", "Leave out", |c| c.ablate, |c, v| c.ablate = v)}
+            {row.text("name", "Component", "", Hints::default(), |c| c.name.clone(), |c, v| c.name = v)}
+            {row.select("kind", "Kind", kinds, |c| component_kind_str(c.kind), |c, v| {
+                c.kind = parse_component_kind(v)
+            })}
+            {row.text("members", "Members (comma-separated; a band group's bands)", "",
+                Hints::default(), |c| c.members.clone(), |c, v| c.members = v)}
+            {row.remove_button("Remove")}
         </div>
     }
 }
+
+/// A one-line text field of the form, as data: its input's id, its label, its placeholder
+/// (empty: none), and how it reads and writes the form.
+struct FieldDef {
+    id: &'static str,
+    label: &'static str,
+    placeholder: &'static str,
+    get: fn(&ExperimentForm) -> String,
+    set: fn(&mut ExperimentForm, String),
+}
+
+/// A [`FieldDef`] of the form's field `$name` (a `String`).
+macro_rules! field {
+    ($id:literal, $label:literal, $placeholder:literal, $name:ident) => {
+        FieldDef {
+            id: $id,
+            label: $label,
+            placeholder: $placeholder,
+            get: |f| f.$name.clone(),
+            set: |f, v| f.$name = v,
+        }
+    };
+}
+
+/// The [`TextField`]s of `defs`, in order.
+fn text_fields(
+    form: RwSignal<ExperimentForm>,
+    errors: RwSignal<Option<FormError>>,
+    defs: &'static [FieldDef],
+) -> impl IntoView {
+    defs.iter()
+        .map(|d| {
+            view! {
+                <TextField form errors id=d.id label=d.label placeholder=d.placeholder
+                    get=d.get set=d.set />
+            }
+        })
+        .collect_view()
+}
+
+/// What a synthetic trial takes.
+const SYNTHETIC_FIELDS: [FieldDef; 3] = [
+    field!("trial-steps", "Steps", "", steps),
+    field!(
+        "trial-step-ms",
+        "Step time (ms)",
+        "the workload's own",
+        step_ms
+    ),
+    field!("trial-seed", "Workload seed", "", trial_seed),
+];
+
+/// What a command trial takes on one line (its arguments and environment take several).
+const COMMAND_FIELDS: [FieldDef; 3] = [
+    field!("trial-program", "Program", "", program),
+    field!(
+        "trial-working-dir",
+        "Working directory",
+        "the worker's",
+        working_dir
+    ),
+    field!("trial-grace-ms", "Stop grace (ms)", "10000", grace_ms),
+];
+
+/// What a trial of the built-in EO CNN trainer takes.
+const EO_CNN_FIELDS: [FieldDef; 6] = [
+    field!(
+        "trial-dataset-root",
+        "Datasets root (on the worker)",
+        "",
+        dataset_root
+    ),
+    field!("trial-dataset", "Dataset", "", dataset),
+    field!("trial-version", "Version", "newest", version),
+    field!("trial-device", "Device (cpu, wgpu)", "the worker's", device),
+    field!(
+        "trial-models-dir",
+        "Models folder",
+        "the worker's",
+        models_dir
+    ),
+    field!("trial-threads", "Threads", "default", threads),
+];
+
+/// TPE's parameters.
+const TPE_FIELDS: [FieldDef; 3] = [
+    field!(
+        "optimizer-n-startup-trials",
+        "Random trials first",
+        "",
+        n_startup_trials
+    ),
+    field!(
+        "optimizer-n-ei-candidates",
+        "Candidates",
+        "",
+        n_ei_candidates
+    ),
+    field!("optimizer-gamma", "Gamma (good fraction)", "", gamma),
+];
+
+/// ASHA's parameters.
+const ASHA_FIELDS: [FieldDef; 3] = [
+    field!(
+        "optimizer-min-resource",
+        "Min resource (steps)",
+        "",
+        min_resource
+    ),
+    field!(
+        "optimizer-max-resource",
+        "Max resource (steps)",
+        "",
+        max_resource
+    ),
+    field!(
+        "optimizer-reduction-factor",
+        "Reduction factor (eta)",
+        "",
+        reduction_factor
+    ),
+];
+
+/// The median rule's parameters.
+const MEDIAN_FIELDS: [FieldDef; 3] = [
+    field!(
+        "stopping-min-finished",
+        "Finished trials first",
+        "",
+        min_finished
+    ),
+    field!("stopping-warmup-steps", "Warm-up steps", "", warmup_steps),
+    field!(
+        "stopping-interval-steps",
+        "Check every (steps)",
+        "",
+        interval_steps
+    ),
+];
 
 /// The form that launches an experiment.
 #[component]
@@ -785,48 +901,16 @@ fn ExperimentFormView() -> impl IntoView {
                             get=|f| f.trial_kind.as_str()
                             set=|f, v| f.trial_kind = TrialKind::parse(v) />
                         {move || match trial_kind.get() {
-                            TrialKind::Synthetic => view! {
-                                <TextField form errors id="trial-steps" label="Steps"
-                                    get=|f| f.steps.clone() set=|f, v| f.steps = v />
-                                <TextField form errors id="trial-step-ms" label="Step time (ms)"
-                                    placeholder="the workload's own"
-                                    get=|f| f.step_ms.clone() set=|f, v| f.step_ms = v />
-                                <TextField form errors id="trial-seed" label="Workload seed"
-                                    get=|f| f.trial_seed.clone() set=|f, v| f.trial_seed = v />
-                            }.into_any(),
+                            TrialKind::Synthetic => text_fields(form, errors, &SYNTHETIC_FIELDS).into_any(),
                             TrialKind::Command => view! {
-                                <TextField form errors id="trial-program" label="Program"
-                                    get=|f| f.program.clone() set=|f, v| f.program = v />
-                                <TextField form errors id="trial-working-dir" label="Working directory"
-                                    placeholder="the worker's"
-                                    get=|f| f.working_dir.clone() set=|f, v| f.working_dir = v />
-                                <TextField form errors id="trial-grace-ms" label="Stop grace (ms)"
-                                    placeholder="10000"
-                                    get=|f| f.grace_ms.clone() set=|f, v| f.grace_ms = v />
+                                {text_fields(form, errors, &COMMAND_FIELDS)}
                                 <AreaField form errors id="trial-args"
                                     label="Arguments, one a line ({name} takes a parameter)"
                                     get=|f| f.args.clone() set=|f, v| f.args = v />
                                 <AreaField form errors id="trial-env" label="Environment (KEY=VALUE lines)"
                                     get=|f| f.env.clone() set=|f, v| f.env = v />
                             }.into_any(),
-                            TrialKind::EoCnn => view! {
-                                <TextField form errors id="trial-dataset-root" label="Datasets root (on the worker)"
-                                    get=|f| f.dataset_root.clone() set=|f, v| f.dataset_root = v />
-                                <TextField form errors id="trial-dataset" label="Dataset"
-                                    get=|f| f.dataset.clone() set=|f, v| f.dataset = v />
-                                <TextField form errors id="trial-version" label="Version"
-                                    placeholder="newest"
-                                    get=|f| f.version.clone() set=|f, v| f.version = v />
-                                <TextField form errors id="trial-device" label="Device (cpu, wgpu)"
-                                    placeholder="the worker's"
-                                    get=|f| f.device.clone() set=|f, v| f.device = v />
-                                <TextField form errors id="trial-models-dir" label="Models folder"
-                                    placeholder="the worker's"
-                                    get=|f| f.models_dir.clone() set=|f, v| f.models_dir = v />
-                                <TextField form errors id="trial-threads" label="Threads"
-                                    placeholder="default"
-                                    get=|f| f.threads.clone() set=|f, v| f.threads = v />
-                            }.into_any(),
+                            TrialKind::EoCnn => text_fields(form, errors, &EO_CNN_FIELDS).into_any(),
                         }}
                     </div>
                 </fieldset>
@@ -904,22 +988,8 @@ fn ExperimentFormView() -> impl IntoView {
                                 get=|f| f.optimizer.as_str()
                                 set=|f, v| f.optimizer = OptimizerKind::parse(v) />
                             {move || match optimizer.get() {
-                                OptimizerKind::Tpe => view! {
-                                    <TextField form errors id="optimizer-n-startup-trials" label="Random trials first"
-                                        get=|f| f.n_startup_trials.clone() set=|f, v| f.n_startup_trials = v />
-                                    <TextField form errors id="optimizer-n-ei-candidates" label="Candidates"
-                                        get=|f| f.n_ei_candidates.clone() set=|f, v| f.n_ei_candidates = v />
-                                    <TextField form errors id="optimizer-gamma" label="Gamma (good fraction)"
-                                        get=|f| f.gamma.clone() set=|f, v| f.gamma = v />
-                                }.into_any(),
-                                OptimizerKind::Asha => view! {
-                                    <TextField form errors id="optimizer-min-resource" label="Min resource (steps)"
-                                        get=|f| f.min_resource.clone() set=|f, v| f.min_resource = v />
-                                    <TextField form errors id="optimizer-max-resource" label="Max resource (steps)"
-                                        get=|f| f.max_resource.clone() set=|f, v| f.max_resource = v />
-                                    <TextField form errors id="optimizer-reduction-factor" label="Reduction factor (eta)"
-                                        get=|f| f.reduction_factor.clone() set=|f, v| f.reduction_factor = v />
-                                }.into_any(),
+                                OptimizerKind::Tpe => text_fields(form, errors, &TPE_FIELDS).into_any(),
+                                OptimizerKind::Asha => text_fields(form, errors, &ASHA_FIELDS).into_any(),
                                 OptimizerKind::Grid => view! {
                                     <p class="hint">"A grid takes every categorical value and the grid steps of each range."</p>
                                 }.into_any(),
@@ -936,12 +1006,7 @@ fn ExperimentFormView() -> impl IntoView {
                             get=|f| if f.median { "median" } else { "none" }
                             set=|f, v| f.median = v == "median" />
                         <Show when=move || median.get()>
-                            <TextField form errors id="stopping-min-finished" label="Finished trials first"
-                                get=|f| f.min_finished.clone() set=|f, v| f.min_finished = v />
-                            <TextField form errors id="stopping-warmup-steps" label="Warm-up steps"
-                                get=|f| f.warmup_steps.clone() set=|f, v| f.warmup_steps = v />
-                            <TextField form errors id="stopping-interval-steps" label="Check every (steps)"
-                                get=|f| f.interval_steps.clone() set=|f, v| f.interval_steps = v />
+                            {text_fields(form, errors, &MEDIAN_FIELDS)}
                         </Show>
                     </div>
                 </fieldset>
@@ -955,6 +1020,9 @@ fn ExperimentFormView() -> impl IntoView {
                             get=|f| f.parallelism.clone() set=|f, v| f.parallelism = v />
                         <TextField form errors id="exp-max-attempts" label="Attempts per trial"
                             get=|f| f.max_attempts.clone() set=|f, v| f.max_attempts = v />
+                        <TextField form errors id="exp-prefetch" label="Prefetch per slot"
+                            placeholder="0: only free slots"
+                            get=|f| f.prefetch.clone() set=|f, v| f.prefetch = v />
                         <SelectField form errors id="exp-mode" label="Mode"
                             options=vec![("async", "async"), ("bsp", "BSP (rounds)")]
                             get=|f| match f.mode { Mode::Async => "async", Mode::Bsp => "bsp" }

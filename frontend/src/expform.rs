@@ -303,6 +303,8 @@ pub struct ExperimentForm {
     pub parallelism: String,
     /// Attempts per trial.
     pub max_attempts: String,
+    /// Trials per slot kept waiting on each worker (async only; empty or 0: none).
+    pub prefetch: String,
     /// Async or BSP.
     pub mode: Mode,
     /// Optimizer seed.
@@ -386,6 +388,7 @@ impl Default for ExperimentForm {
             max_trials: "24".into(),
             parallelism: String::new(),
             max_attempts: "3".into(),
+            prefetch: String::new(),
             mode: Mode::Async,
             seed: "42".into(),
             baseline: vec![
@@ -695,6 +698,7 @@ impl ExperimentForm {
             seed: opt(&self.seed, |s| num_u64("seed", s))?.unwrap_or(0),
             trial: self.trial()?,
             max_attempts: num_u32("max_attempts", &self.max_attempts)?,
+            prefetch: opt(&self.prefetch, |s| num_u32("prefetch", s))?.unwrap_or(0),
         })
     }
 
@@ -708,7 +712,7 @@ impl ExperimentForm {
         let rest = rest.strip_prefix('.').unwrap_or(rest);
         match head {
             "name" | "metric" | "direction" | "max_trials" | "parallelism" | "max_attempts"
-            | "mode" | "seed"
+            | "prefetch" | "mode" | "seed"
                 if rest.is_empty() =>
             {
                 Some(format!("exp-{}", dash(head)))
@@ -889,6 +893,7 @@ mod tests {
             ("params[7].low", None),
             ("max_trials", Some("exp-max-trials")),
             ("max_attempts", Some("exp-max-attempts")),
+            ("prefetch", Some("exp-prefetch")),
             ("mode", Some("exp-mode")),
             ("optimizer.type", Some("optimizer-type")),
             ("optimizer", Some("optimizer-type")),

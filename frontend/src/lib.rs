@@ -1,11 +1,13 @@
 //! `albedo-frontend`: the Albedo workbench in the browser.
 //!
 //! What it is: a Leptos 0.8 client-side app (built by Trunk, or by cargo + wasm-bindgen) with
-//! three pages on hash routes ([`route`]): the catalog (`#/`: search through the STAC API
-//! with a form and a world map, a product's bands through `albedo-render`, WebGPU or WebGL2
-//! where the browser offers no WebGPU adapter), the experiments (`#/experiments`: the list and
+//! pages on hash routes ([`route`]): the catalog (`#/`: search through the STAC API with a
+//! form and a world map, a product's bands through `albedo-render`, WebGPU or WebGL2 where the
+//! browser offers no WebGPU adapter; `#/products/<id>?overlay=<id>` opens one product, with a
+//! classified product's classes over it), the experiments (`#/experiments`: the list and
 //! the form that launches a search or an ablation study; `#/experiments/e3`: the live view of
-//! one, fed by Server-Sent Events) and the workers (`#/workers`). Changes through the API carry
+//! one, fed by Server-Sent Events), the workers (`#/workers`), the models (`#/models`:
+//! register, classify a product) and the datasets (`#/datasets`). Changes through the API carry
 //! the user token ([`token`]). It logs through `tracing` to the browser console.
 //!
 //! What it is not: no server code and no imagery rendering of its own. It speaks the
@@ -27,7 +29,12 @@
 //! - [`topojson`]: the decoder of the bundled Natural Earth basemap (`/basemap/`).
 //! - [`viewer`]: presets, the `<canvas id="render">`, auto-stretch and the canvas' `data-*`
 //!   hooks for browser tests.
-//! - [`presets`]: pure choices (presets, default product, fetch step).
+//! - [`presets`]: pure choices (presets, SAR decibels, implied nodata, default product, fetch
+//!   step).
+//! - [`tiles`]: the tile pyramid arithmetic of pan and zoom.
+//! - [`models`]: the models page: registered models, register from an experiment's best
+//!   trial, classify a product and follow the job to the viewer with its overlay.
+//! - [`datasets`]: the datasets page: versions, class counts per split, band statistics.
 //! - [`experiments`]: the experiments page: list (state, counts, best) and the launch form,
 //!   with the server's validation messages beside the fields they name.
 //! - [`expform`]: the form as data: defaults, the `ExperimentSpec` it sends, and which input
@@ -50,15 +57,18 @@ pub mod app;
 pub mod browser;
 pub mod catalog;
 pub mod charts;
+pub mod datasets;
 pub mod error;
 pub mod experiments;
 pub mod expform;
 pub mod live;
 pub mod liveview;
 pub mod logging;
+pub mod models;
 pub mod presets;
 pub mod route;
 pub mod search;
+pub mod tiles;
 pub mod token;
 pub mod topojson;
 pub mod viewer;

@@ -1,21 +1,34 @@
 //! What the live view of an experiment knows, as plain data: every trial's curve, state and
 //! parameters, the leases of the worker timeline, and the experiment's state.
 //!
-//! What it is: [`LiveData`], filled from the API's snapshot (`/trials`, `/metrics`) and then
-//! from the experiment's events ([`LiveData::apply`]); the leaderboard order; the lanes of
-//! the worker timeline (a lease takes the lowest lane of its worker that is free when it
-//! starts, so a worker with 2 slots has 2 lanes). Points are kept in plain `Vec`s, outside
-//! any reactive signal: the view redraws from here at most once per animation frame.
+//! What it is: [`LiveData`], made from the API's snapshot ([`LiveData::from_snapshot`]: the
+//! trials, their series and the events of the timeline, read in one transaction with the
+//! number of the last event included) and then kept up to date by the events after it
+//! ([`LiveData::apply`]); the leaderboard order; the lanes of the worker timeline. Points are
+//! kept in plain `Vec`s, outside any reactive signal: the view redraws from here at most once
+//! per animation frame.
+//!
+//! Worker slots: the engine counts a worker's free slots but does not number them, and its
+//! events do not say which slot a lease took. The lanes are derived here instead: each worker
+//! gets lanes as its leases need them, and a lease takes the lowest-numbered lane of its
+//! worker that is free when it starts (earliest free lane). A worker whose N slots are all
+//! used therefore shows N lanes, "slot k" being lane k of that packing, not a number the
+//! worker chose.
+//!
+//! Attempts: every lease is a bar of its own (a trial re-run after its worker was lost shows
+//! attempt 1 on the lost worker, ended `queued`, and attempt 2 where it ran again; an ASHA
+//! promotion is a new bar too).
 //!
 //! What it is not: no drawing ([`crate::charts`]), no I/O ([`crate::liveview`]).
 //!
-//! Events replayed after the snapshot (the stream starts from the first event) are absorbed:
-//! a metric at a step a trial already has replaces nothing twice, and a trial that has ended
-//! (finished, stopped, failed: immutable) keeps its state.
+//! Events at or before the last one applied are skipped, and the rest are absorbed
+//! idempotently (a metric at a step a trial already has replaces the value; a trial that has
+//! ended, finished, stopped or failed, is immutable and keeps its state), so that a stream
+//! that reconnects and repeats itself changes nothing.
 
 use std::collections::HashMap;
 
-use albedo_shared::api::{TrialCounts, TrialInfo, TrialSeries};
+use albedo_shared::api::{ExperimentSnapshot, TrialCounts, TrialCurve, TrialInfo};
 use albedo_shared::events::{EventRecord, ExperimentEvent};
 use albedo_shared::experiment::{
     Direction, ExperimentSpec, ExperimentState, Params, TrialId, TrialState,
@@ -62,11 +75,15 @@ impl TrialData {
     }
 }
 
-/// One lease: a trial on a worker lane from its start to its end.
+/// One lease: one attempt of a trial on a worker lane, from its start to its end.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Lease {
     /// The trial.
     pub trial: TrialId,
+    /// Its attempt number, from 1 (a re-run after a lost worker counts one more).
+    pub attempt: u32,
+    /// Steps it was to run (an ASHA rung), `None` for all.
+    pub resource: Option<u32>,
     /// Index into [`LiveData::lanes`].
     pub lane: usize,
     /// Start, server milliseconds.
@@ -77,14 +94,16 @@ pub struct Lease {
     pub end_state: Option<TrialState>,
 }
 
-/// One row of the worker timeline: a slot of a worker.
+/// One row of the worker timeline: a slot of a worker (see the module docs for how slots are
+/// numbered).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Lane {
     /// Worker connection id.
     pub worker: String,
     /// Worker name.
     pub worker_name: String,
-    /// Slot number within the worker, from 0.
+    /// Slot number within the worker, from 0: the lane's rank in the earliest-free-lane
+    /// packing of the worker's leases.
     pub slot: usize,
     /// The lease on it now.
     pub busy: Option<usize>,
@@ -99,6 +118,15 @@ pub struct Applied {
     pub trial_ended: bool,
     /// The experiment ended.
     pub experiment_ended: bool,
+}
+
+/// A run leased to a worker, before its bar starts.
+#[derive(Debug, Clone, PartialEq)]
+struct Waiting {
+    worker: String,
+    worker_name: String,
+    attempt: u32,
+    resource: Option<u32>,
 }
 
 /// Everything the live view draws.
@@ -118,6 +146,9 @@ pub struct LiveData {
     /// Leases in start order.
     pub leases: Vec<Lease>,
     open: HashMap<TrialId, usize>,
+    /// Runs leased to a worker whose slots were all busy (`prefetch`): no bar until they
+    /// start.
+    waiting: HashMap<TrialId, Waiting>,
     /// Timeline rows.
     pub lanes: Vec<Lane>,
     /// Number of the last event applied.
@@ -148,6 +179,7 @@ impl LiveData {
             index: HashMap::new(),
             leases: Vec::new(),
             open: HashMap::new(),
+            waiting: HashMap::new(),
             lanes: Vec::new(),
             last_event: 0,
             span_ms: None,
@@ -157,8 +189,29 @@ impl LiveData {
         }
     }
 
-    /// Adds the API's snapshot: trials and their series.
-    pub fn load_snapshot(&mut self, trials: Vec<TrialInfo>, series: Vec<TrialSeries>) {
+    /// The live data of a snapshot: the timeline's events applied in order (trials, leases
+    /// and states), then the trials and their series as the snapshot has them. Events after
+    /// [`ExperimentSnapshot::last_event`] bring it up to date.
+    pub fn from_snapshot(snapshot: ExperimentSnapshot) -> Self {
+        let ExperimentSnapshot {
+            last_event,
+            experiment,
+            trials,
+            curves,
+            timeline,
+        } = snapshot;
+        let mut d = LiveData::new(&experiment.spec, experiment.state);
+        for e in &timeline {
+            d.apply(e);
+        }
+        d.load_snapshot(trials, curves);
+        d.state = experiment.state;
+        d.last_event = d.last_event.max(last_event);
+        d
+    }
+
+    /// Adds the API's trials and their curves of the objective metric.
+    pub fn load_snapshot(&mut self, trials: Vec<TrialInfo>, curves: Vec<TrialCurve>) {
         for t in trials {
             let i = self.trial_index(t.id, t.params);
             let d = &mut self.trials[i];
@@ -167,80 +220,36 @@ impl LiveData {
             d.reason = t.reason;
             d.worker = t.worker;
         }
-        for s in series {
-            let i = self.trial_index(s.trial, Params::new());
-            for p in s.points {
-                if let Some(v) = p.values.get(&self.metric) {
-                    self.add_point(i, p.step, *v);
-                }
+        for c in curves {
+            let i = self.trial_index(c.trial, Params::new());
+            for (step, v) in c.steps.into_iter().zip(c.values) {
+                self.add_point(i, step, v);
+            }
+            // A running trial's value is its last reported one.
+            let t = &mut self.trials[i];
+            if t.value.is_none() && !t.state.is_final() {
+                t.value = t.values.last().copied();
             }
         }
     }
 
-    /// The worker timeline of an experiment that has ended, from its trials' last attempts
-    /// (worker name, start and end): no event stream is needed for it. Lanes are given as
-    /// the stream would give them: a trial takes its worker's lowest lane that is free when
-    /// it starts.
-    pub fn load_timeline(&mut self, trials: &[TrialInfo]) {
-        let mut spans: Vec<(&TrialInfo, i64, i64)> = trials
+    /// The share of slot time that leases took, from the first lease's start to the last
+    /// event (open leases up to then): near 1 when every slot is kept busy (asynchronous
+    /// mode), lower when slots wait for the slowest trial of a round (BSP). `None` before
+    /// any lease.
+    pub fn slot_use(&self) -> Option<f64> {
+        let (_, end) = self.span_ms?;
+        let start = self.leases.iter().map(|l| l.start_ms).min()?;
+        let span = (end - start) as f64;
+        if span <= 0.0 || self.lanes.is_empty() {
+            return None;
+        }
+        let busy: f64 = self
+            .leases
             .iter()
-            .filter_map(|t| {
-                let start = t.started_ms?;
-                Some((t, start, t.ended_ms?.max(start)))
-            })
-            .collect();
-        spans.sort_by_key(|(t, start, _)| (*start, t.id));
-        // Workers in order of their first start, each with the end of each lane's last bar.
-        let mut workers: Vec<(String, Vec<i64>)> = Vec::new();
-        let mut placed: Vec<(usize, usize, &TrialInfo, i64, i64)> = Vec::new();
-        for (t, start, end) in spans {
-            let name = t.worker.clone().unwrap_or_else(|| "unknown worker".into());
-            let w = match workers.iter().position(|(n, _)| *n == name) {
-                Some(w) => w,
-                None => {
-                    workers.push((name, Vec::new()));
-                    workers.len() - 1
-                }
-            };
-            let lanes = &mut workers[w].1;
-            let slot = match lanes.iter().position(|free_at| *free_at <= start) {
-                Some(k) => k,
-                None => {
-                    lanes.push(start);
-                    lanes.len() - 1
-                }
-            };
-            lanes[slot] = end;
-            placed.push((w, slot, t, start, end));
-        }
-        self.lanes.clear();
-        self.leases.clear();
-        self.open.clear();
-        let mut first_lane = Vec::new();
-        for (name, lanes) in &workers {
-            first_lane.push(self.lanes.len());
-            for slot in 0..lanes.len() {
-                self.lanes.push(Lane {
-                    worker: name.clone(),
-                    worker_name: name.clone(),
-                    slot,
-                    busy: None,
-                });
-            }
-        }
-        for (w, slot, t, start, end) in placed {
-            self.leases.push(Lease {
-                trial: t.id,
-                lane: first_lane[w] + slot,
-                start_ms: start,
-                end_ms: Some(end),
-                end_state: Some(t.state),
-            });
-            self.span_ms = Some(match self.span_ms {
-                None => (start, end),
-                Some((a, b)) => (a.min(start), b.max(end)),
-            });
-        }
+            .map(|l| (l.end_ms.unwrap_or(end).min(end) - l.start_ms).max(0) as f64)
+            .sum();
+        Some((busy / (span * self.lanes.len() as f64)).min(1.0))
     }
 
     /// The trial of `id`, if known.
@@ -295,7 +304,25 @@ impl LiveData {
         ended
     }
 
+    /// A bar for a run of `trial` from `at_ms`, on the lowest free row of its worker.
+    fn start_lease(&mut self, trial: TrialId, at_ms: i64, w: Waiting) {
+        let lane = self.lane_for(&w.worker, &w.worker_name);
+        self.leases.push(Lease {
+            trial,
+            attempt: w.attempt,
+            resource: w.resource,
+            lane,
+            start_ms: at_ms,
+            end_ms: None,
+            end_state: None,
+        });
+        let k = self.leases.len() - 1;
+        self.lanes[lane].busy = Some(k);
+        self.open.insert(trial, k);
+    }
+
     fn end_lease(&mut self, trial: TrialId, at_ms: i64, state: TrialState) {
+        self.waiting.remove(&trial);
         if let Some(k) = self.open.remove(&trial) {
             let lease = &mut self.leases[k];
             lease.end_ms = Some(at_ms.max(lease.start_ms));
@@ -369,23 +396,35 @@ impl LiveData {
                 trial,
                 worker,
                 worker_name,
-                ..
+                attempt,
+                resource,
+                waiting,
             } => {
                 let i = self.trial_index(*trial, Params::new());
                 self.set_state(i, TrialState::Running);
                 self.trials[i].worker = Some(worker_name.clone());
                 self.end_lease(*trial, rec.at_ms, TrialState::Queued);
-                let lane = self.lane_for(worker, worker_name);
-                self.leases.push(Lease {
-                    trial: *trial,
-                    lane,
-                    start_ms: rec.at_ms,
-                    end_ms: None,
-                    end_state: None,
-                });
-                let k = self.leases.len() - 1;
-                self.lanes[lane].busy = Some(k);
-                self.open.insert(*trial, k);
+                let run = Waiting {
+                    worker: worker.clone(),
+                    worker_name: worker_name.clone(),
+                    attempt: *attempt,
+                    resource: *resource,
+                };
+                if *waiting {
+                    self.waiting.insert(*trial, run);
+                } else {
+                    self.start_lease(*trial, rec.at_ms, run);
+                }
+            }
+            ExperimentEvent::TrialStarted { trial, attempt } => {
+                if self
+                    .waiting
+                    .get(trial)
+                    .is_some_and(|w| w.attempt == *attempt)
+                    && let Some(run) = self.waiting.remove(trial)
+                {
+                    self.start_lease(*trial, rec.at_ms, run);
+                }
             }
             ExperimentEvent::Metric {
                 trial,
@@ -473,7 +512,6 @@ impl LiveData {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use albedo_shared::api::MetricPoint;
     use albedo_shared::experiment::ExperimentId;
     use albedo_shared::protocol::TrialSpec;
 
@@ -514,6 +552,7 @@ mod tests {
             worker_name: format!("{worker}-name"),
             attempt: 1,
             resource: None,
+            waiting: false,
         }
     }
     fn state(trial: u64, state: TrialState, value: Option<f64>) -> ExperimentEvent {
@@ -614,16 +653,10 @@ mod tests {
             }
             serde_json::from_value(v).unwrap()
         };
-        let series = |id: u64, vals: &[f64]| TrialSeries {
+        let series = |id: u64, vals: &[f64]| TrialCurve {
             trial: TrialId(id),
-            points: vals
-                .iter()
-                .enumerate()
-                .map(|(k, v)| MetricPoint {
-                    step: k as u32 + 1,
-                    values: [("accuracy".to_string(), *v)].into(),
-                })
-                .collect(),
+            steps: (1..=vals.len() as u32).collect(),
+            values: vals.to_vec(),
         };
         d.load_snapshot(
             vec![
@@ -672,26 +705,152 @@ mod tests {
             vec![],
         );
         assert_eq!(min.best().map(|t| t.id), Some(TrialId(1)));
-        // The timeline of an ended experiment, from the trials alone.
-        let span = |id: u64, worker: &str, start: i64, end: i64| TrialInfo {
-            worker: Some(worker.into()),
-            started_ms: Some(start),
-            ended_ms: Some(end),
-            ..info(id, TrialState::Finished, Some(0.5))
-        };
-        let mut ended = LiveData::new(&spec(), ExperimentState::Finished);
-        ended.load_timeline(&[
-            span(0, "a", 0, 10),
-            span(1, "a", 1, 5),
-            span(2, "b", 2, 8),
-            span(3, "a", 5, 9),
-            span(4, "a", 9, 12),
-            info(5, TrialState::Queued, None),
-        ]);
-        assert_eq!(ended.lanes.len(), 3, "a has 2 slots busy at once, b 1");
-        let lanes: Vec<(u64, usize)> = ended.leases.iter().map(|l| (l.trial.0, l.lane)).collect();
-        assert_eq!(lanes, [(0, 0), (1, 1), (2, 2), (3, 1), (4, 1)]);
-        assert_eq!(ended.span_ms, Some((0, 12)));
         assert_eq!(min.leaderboard(5).len(), 2);
+    }
+
+    #[test]
+    fn a_run_that_waits_on_its_worker_gets_its_bar_when_it_starts() {
+        let mut s = Stream(0);
+        let mut d = LiveData::new(&spec(), ExperimentState::Running);
+        let waiting = |trial: u64| {
+            let mut e = leased(trial, "a");
+            if let ExperimentEvent::TrialLeased { waiting, .. } = &mut e {
+                *waiting = true;
+            }
+            e
+        };
+        for e in [
+            s.ev(0, created(0, 0.01)),
+            s.ev(0, created(1, 0.02)),
+            s.ev(0, created(2, 0.03)),
+            s.ev(0, leased(0, "a")),
+            s.ev(0, waiting(1)),
+            s.ev(0, waiting(2)),
+        ] {
+            d.apply(&e);
+        }
+        assert_eq!(d.leases.len(), 1, "waiting runs have no bar yet");
+        d.apply(&s.ev(50, state(0, TrialState::Finished, Some(0.5))));
+        d.apply(&s.ev(
+            50,
+            ExperimentEvent::TrialStarted {
+                trial: TrialId(1),
+                attempt: 1,
+            },
+        ));
+        // Trial 2 is stopped before it ever ran: no bar.
+        d.apply(&s.ev(60, state(2, TrialState::Stopped, None)));
+        d.apply(&s.ev(
+            70,
+            ExperimentEvent::TrialStarted {
+                trial: TrialId(2),
+                attempt: 1,
+            },
+        ));
+        let bars: Vec<(u64, i64, usize)> = d
+            .leases
+            .iter()
+            .map(|l| (l.trial.0, l.start_ms, l.lane))
+            .collect();
+        assert_eq!(bars, vec![(0, 0, 0), (1, 50, 0)], "one slot, used in turn");
+        assert_eq!(d.lanes.len(), 1);
+    }
+
+    #[test]
+    fn a_snapshot_gives_each_attempt_a_bar_on_its_slot() {
+        let mut s = Stream(0);
+        let lost = ExperimentEvent::TrialState {
+            trial: TrialId(1),
+            state: TrialState::Queued,
+            reason: Some("worker lost".into()),
+            value: None,
+        };
+        let mut again = leased(1, "b");
+        if let ExperimentEvent::TrialLeased { attempt, .. } = &mut again {
+            *attempt = 2;
+        }
+        let timeline = vec![
+            s.ev(0, created(0, 0.01)),
+            s.ev(0, created(1, 0.02)),
+            s.ev(0, created(2, 0.03)),
+            s.ev(0, leased(0, "a")),
+            s.ev(1, leased(1, "a")),
+            s.ev(5, lost),
+            s.ev(6, again),
+            s.ev(9, state(0, TrialState::Finished, Some(0.6))),
+            s.ev(9, leased(2, "a")),
+        ];
+        // The metrics are not in the timeline: the series carry them.
+        let last_metric = s.ev(10, metric(2, 1, 0.4)).id;
+        let trial = |id: u64, state: TrialState, value: Option<f64>| -> TrialInfo {
+            let mut v = serde_json::json!({
+                "id": id, "params": {"lr": 0.01}, "state": state, "attempt": 1,
+                "steps": 1, "created_ms": 0,
+            });
+            if let Some(x) = value {
+                v["value"] = serde_json::json!(x);
+            }
+            serde_json::from_value(v).unwrap()
+        };
+        let one = |id: u64, v: f64| TrialCurve {
+            trial: TrialId(id),
+            steps: vec![1],
+            values: vec![v],
+        };
+        let snapshot: ExperimentSnapshot = serde_json::from_value(serde_json::json!({
+            "last_event": last_metric,
+            "experiment": {
+                "id": "e1", "name": "t", "state": "running", "created_at": "2026-01-01T00:00:00Z",
+                "trials": {"queued": 0, "running": 2, "paused": 0, "finished": 1, "stopped": 0,
+                           "failed": 0},
+                "spec": serde_json::to_value(spec()).unwrap(),
+            },
+            "trials": [trial(0, TrialState::Finished, Some(0.6)),
+                       trial(1, TrialState::Running, None),
+                       trial(2, TrialState::Running, None)],
+            "curves": [one(0, 0.6), one(1, 0.3), one(2, 0.4)],
+            "timeline": timeline,
+        }))
+        .unwrap();
+        let d = LiveData::from_snapshot(snapshot);
+        assert_eq!(
+            d.last_event, last_metric,
+            "the stream goes on after the snapshot"
+        );
+        assert_eq!(d.points, 3);
+        assert_eq!(
+            d.trial(TrialId(1)).unwrap().value,
+            Some(0.3),
+            "last reported"
+        );
+        // Attempt 1 of trial 1 on a's second slot, lost; attempt 2 on b; trial 2 took a's
+        // first slot when trial 0 left it.
+        let bars: Vec<(u64, u32, &str, usize, Option<TrialState>)> = d
+            .leases
+            .iter()
+            .map(|l| {
+                let lane = &d.lanes[l.lane];
+                (
+                    l.trial.0,
+                    l.attempt,
+                    lane.worker.as_str(),
+                    lane.slot,
+                    l.end_state,
+                )
+            })
+            .collect();
+        assert_eq!(
+            bars,
+            [
+                (0, 1, "a", 0, Some(TrialState::Finished)),
+                (1, 1, "a", 1, Some(TrialState::Queued)),
+                (1, 2, "b", 0, None),
+                (2, 1, "a", 0, None),
+            ]
+        );
+        assert_eq!(d.lanes.len(), 3);
+        // Slot time used: (9 + 4 + 3 + 0) of 3 lanes x 9 ms.
+        let used = d.slot_use().unwrap();
+        assert!((used - 16.0 / 27.0).abs() < 1e-9, "{used}");
     }
 }

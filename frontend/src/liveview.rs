@@ -1,14 +1,19 @@
 //! The live view of one experiment (`#/experiments/{id}`).
 //!
-//! What it is: loads the experiment, its trials and their series, then, while it runs,
-//! follows its events
-//! (an `EventSource` on `/api/experiments/{id}/events`, which reconnects with `Last-Event-ID`
-//! by itself; the stream is closed once the experiment has ended; an experiment that has
-//! already ended is drawn from the snapshot, its timeline from the trials' last attempts).
-//! Every event goes into
-//! [`LiveData`] (plain `Vec`s, no signal) and asks for one redraw at the next animation frame:
-//! however many events arrive, the canvases are drawn at most once a frame. The HTML parts
-//! (counts, leaderboard) are refreshed from the same frames, at most 5 times a second.
+//! What it is: loads the experiment's snapshot (`/snapshot`: the experiment, its trials, their
+//! curves and the events of the worker timeline, read in one transaction with the number of
+//! the last event it includes), then, while it runs, follows the events after that number
+//! (an `EventSource` on `/api/experiments/{id}/events?after=N&batch=500`, which reconnects
+//! with `Last-Event-ID` by itself; the events at hand come several to a message, so that a
+//! fast experiment costs the browser a few messages a frame, not hundreds): no event is
+//! missed and none is replayed, so that opening an experiment of 1000 trials of 100 steps
+//! costs one fetch, not 100 000 events. The stream is closed once the experiment has ended;
+//! an experiment that has already ended is drawn from the snapshot alone. Every event goes
+//! into [`LiveData`] (plain `Vec`s, no signal) and asks for a redraw at the next animation
+//! frame: however many events arrive, the curves are drawn at most once a frame, and at most
+//! every [`CURVES_REDRAW_MS`] while the experiment runs (the ended trials' curves from a
+//! cached layer, only the others stroked anew). The HTML parts (counts, leaderboard) and the
+//! other charts are refreshed from the same frames, at most 5 times a second.
 //! Shows: the learning curves, a leaderboard, the worker timeline (one row per worker slot:
 //! async keeps every slot busy, BSP shows rounds), parallel coordinates of the parameters vs
 //! the metric, and for an ablation study each component's delta against the baseline
@@ -17,10 +22,19 @@
 //! What it is not: no decisions about trials; the server's driver makes them.
 //!
 //! Hooks for browser tests: `#live[data-state]` (the experiment's state), `#live[data-events]`
-//! (last event number), `#live[data-draw-ms]` (time of the last frame's drawing),
+//! (last event number), `#live[data-snapshot-event]` (the snapshot's last event),
+//! `#live[data-draw-ms]` (time of the last frame's drawing), `#live[data-draw-max-ms]` and
+//! `#live[data-draw-total-ms]` (the longest and the sum of the frames' drawing),
+//! `#live[data-first-render-ms]` (from the view's creation to its first frame with data),
+//! `#live[data-received]` (events taken from the stream) and `#live[data-stale]` (of those,
+//! events the snapshot or the stream had already given: 0 unless the stream repeats itself),
+//! `#live[data-timing]` (time taken by the events, and the longest redraws of each part),
+//! `#live[data-snapshot-ms]` (the snapshot's fetch and parse, and the making of the data),
 //! `#live[data-connection]` (`loading`, `live`, `reconnecting`,
 //! `ended`, `error`); `#curves[data-points]` (points drawn), `#curves[data-trials]`,
-//! `#curves[data-frames]` (draws so far); `#timeline[data-bars]`, `#timeline[data-lanes]`;
+//! `#curves[data-frames]` (draws so far); `#timeline[data-bars]`, `#timeline[data-lanes]`,
+//! `#timeline[data-attempts]` (bars of attempts after the first), `#timeline-use` (the share
+//! of slot time used);
 //! `#parallel[data-lines]`; `#ablation-chart[data-bars]`; `#leaderboard tr[data-trial]`;
 //! `#trial-counts`; `#cancel-experiment`, `#cancel-error`.
 
@@ -34,9 +48,7 @@ use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::Closure;
 
-use crate::api::{
-    cancel_experiment, events_url, fetch_ablation, fetch_experiment, fetch_metrics, fetch_trials,
-};
+use crate::api::{cancel_experiment, events_url_after, fetch_ablation, fetch_snapshot};
 use crate::browser::{context_2d, dpr, next_frame, now_ms};
 use crate::charts::{
     self, Axis, AxisHint, CurvesLayout, draw_ablation, draw_curve_axes, draw_curve_marks,
@@ -59,8 +71,15 @@ pub const LEADERBOARD_ROWS: usize = 15;
 pub const DOM_REFRESH_MS: f64 = 200.0;
 /// Least time between two redraws of the layer of ended trials' curves.
 pub const LAYER_REDRAW_MS: f64 = 250.0;
-/// The SSE event names (the `type` tags of [`albedo_shared::events::ExperimentEvent`]).
-pub const EVENT_KINDS: [&str; 6] = [
+/// Least time between two redraws of the curves while the experiment runs (about 30 a
+/// second: every canvas change costs the browser a commit, however little was drawn).
+pub const CURVES_REDRAW_MS: f64 = 33.0;
+/// Most events per message the view asks of the stream (`?batch=`).
+pub const EVENT_BATCH: usize = 500;
+/// The SSE event names: `batch` (several events in one message, a JSON array) and the
+/// `type` tags of [`albedo_shared::events::ExperimentEvent`].
+pub const EVENT_KINDS: [&str; 7] = [
+    "batch",
     "experiment",
     "trial_created",
     "trial_leased",
@@ -96,6 +115,8 @@ struct Shown {
     board: RwSignal<Vec<BoardRow>>,
     connection: RwSignal<&'static str>,
     has_ablation: RwSignal<bool>,
+    /// The share of slot time used ([`LiveData::slot_use`]), in percent.
+    slot_use: RwSignal<Option<u32>>,
 }
 
 /// What the view keeps outside signals.
@@ -106,10 +127,26 @@ struct Live {
     axes: RefCell<Vec<(String, AxisHint)>>,
     layer: RefCell<Option<Layer>>,
     frame_pending: Cell<bool>,
+    /// The curves have changed since they were last drawn, and when that was.
+    curves_dirty: Cell<bool>,
+    last_curves_ms: Cell<f64>,
     alive: Cell<bool>,
     dom_dirty: Cell<bool>,
     last_dom_ms: Cell<f64>,
     frames: Cell<u64>,
+    /// When the view was made (`performance.now()`).
+    born_ms: f64,
+    /// Whether a frame with data has been drawn.
+    rendered: Cell<bool>,
+    /// The longest frame's drawing, and the sum of them all (milliseconds).
+    draw_max_ms: Cell<f64>,
+    draw_total_ms: Cell<f64>,
+    /// Time spent (milliseconds): taking events in (in all), the longest redraw of the layer
+    /// of ended curves, the longest redraw of the other charts, the longest HTML refresh.
+    timing: Cell<[f64; 4]>,
+    /// Events taken from the stream, and those of them already applied.
+    received: Cell<u64>,
+    stale: Cell<u64>,
     ablation_busy: Cell<bool>,
     ablation_again: Cell<bool>,
     source: RefCell<Option<Source>>,
@@ -227,6 +264,7 @@ impl Live {
     /// Asks for a redraw at the next animation frame (once, however often it is asked).
     fn schedule(self: &Rc<Self>) {
         self.dom_dirty.set(true);
+        self.curves_dirty.set(true);
         if self.frame_pending.replace(true) {
             return;
         }
@@ -239,30 +277,67 @@ impl Live {
         if !self.alive.get() {
             return;
         }
-        self.frames.set(self.frames.get() + 1);
         let started = now_ms();
-        // The curves every frame; the rest (other charts, HTML) at most every
-        // DOM_REFRESH_MS, and at once when the experiment has ended.
+        // The curves at most every CURVES_REDRAW_MS; the rest (other charts, HTML) at most
+        // every DOM_REFRESH_MS; both at once when the experiment has ended.
         let ended = self
             .data
             .borrow()
             .as_ref()
             .is_some_and(|d| d.state != ExperimentState::Running);
+        let curves = self.curves_dirty.get()
+            && (ended || started - self.last_curves_ms.get() >= CURVES_REDRAW_MS);
         let slow =
             self.dom_dirty.get() && (ended || started - self.last_dom_ms.get() >= DOM_REFRESH_MS);
-        self.draw_curves();
+        if !(curves || slow) {
+            self.come_back();
+            return;
+        }
+        self.frames.set(self.frames.get() + 1);
+        if curves {
+            self.last_curves_ms.set(started);
+            self.curves_dirty.set(false);
+            self.draw_curves();
+        }
         if slow {
             self.last_dom_ms.set(started);
             self.dom_dirty.set(false);
+            let t = now_ms();
             self.draw_others();
+            self.note_time(2, now_ms() - t, false);
         }
+        let took = now_ms() - started;
+        self.draw_max_ms.set(self.draw_max_ms.get().max(took));
+        self.draw_total_ms.set(self.draw_total_ms.get() + took);
         if let Some(root) = self.canvases.root.get_untracked() {
-            let _ = root.set_attribute("data-draw-ms", &format!("{:.1}", now_ms() - started));
+            let _ = root.set_attribute("data-draw-ms", &format!("{took:.1}"));
+            let _ = root.set_attribute(
+                "data-draw-max-ms",
+                &format!("{:.1}", self.draw_max_ms.get()),
+            );
+            let _ = root.set_attribute(
+                "data-draw-total-ms",
+                &format!("{:.1}", self.draw_total_ms.get()),
+            );
+            if !self.rendered.get() && self.data.borrow().is_some() {
+                self.rendered.set(true);
+                let _ = root.set_attribute(
+                    "data-first-render-ms",
+                    &format!("{:.0}", now_ms() - self.born_ms),
+                );
+            }
         }
         if slow {
+            let t = now_ms();
             self.refresh_dom();
-        } else if self.dom_dirty.get() && !self.frame_pending.replace(true) {
-            // Come back later for the slower parts (the curves are already current).
+            self.note_time(3, now_ms() - t, false);
+        }
+        self.come_back();
+    }
+
+    /// Asks for another frame while something drawn is not yet current.
+    fn come_back(self: &Rc<Self>) {
+        if (self.dom_dirty.get() || self.curves_dirty.get()) && !self.frame_pending.replace(true) {
             let me = Rc::clone(self);
             next_frame(move || me.frame());
         }
@@ -284,7 +359,9 @@ impl Live {
         let layout = CurvesLayout::new(CHART_WIDTH, CURVES_HEIGHT, data);
         let mut layer = self.layer.borrow_mut();
         let layer = layer.get_or_insert_with(Layer::default);
+        let t = now_ms();
         layer.update(data, &layout, ratio);
+        self.note_time(1, now_ms() - t, false);
         charts::begin(&canvas, &ctx, CHART_WIDTH, CURVES_HEIGHT, ratio);
         draw_curve_axes(&ctx, &layout, &data.metric);
         if let Some(cached) = &layer.canvas
@@ -316,6 +393,13 @@ impl Live {
         set("data-frames", self.frames.get().to_string());
         if let Some(root) = self.canvases.root.get_untracked() {
             let _ = root.set_attribute("data-events", &data.last_event.to_string());
+            let _ = root.set_attribute("data-received", &self.received.get().to_string());
+            let _ = root.set_attribute("data-stale", &self.stale.get().to_string());
+            let [events, layer, others, dom] = self.timing.get();
+            let _ = root.set_attribute(
+                "data-timing",
+                &format!("events {events:.0} ms, layer max {layer:.1} ms, charts max {others:.1} ms, html max {dom:.1} ms"),
+            );
         }
     }
 
@@ -337,6 +421,12 @@ impl Live {
             let bars = draw_timeline(&ctx, CHART_WIDTH, h, data);
             let _ = canvas.set_attribute("data-bars", &bars.to_string());
             let _ = canvas.set_attribute("data-lanes", &data.lanes.len().to_string());
+            let retries = data.leases.iter().filter(|l| l.attempt > 1).count();
+            let _ = canvas.set_attribute("data-attempts", &retries.to_string());
+            let used = data.slot_use().map(|u| (u * 100.0).round() as u32);
+            if self.shown.slot_use.try_get_untracked() != Some(used) {
+                self.shown.slot_use.try_set(used);
+            }
         }
         if let Some(canvas) = c.parallel.get_untracked()
             && let Some(ctx) = context_2d(&canvas)
@@ -398,19 +488,46 @@ impl Live {
         (board, data.counts(), data.state)
     }
 
-    /// Takes one SSE message.
-    fn on_message(self: &Rc<Self>, text: &str) {
-        let rec: EventRecord = match serde_json::from_str(text) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(error = %e, "unreadable event");
-                return;
+    /// Adds `ms` to timing `k` (`sum`), or keeps the larger.
+    fn note_time(&self, k: usize, ms: f64, sum: bool) {
+        let mut t = self.timing.get();
+        t[k] = if sum { t[k] + ms } else { t[k].max(ms) };
+        self.timing.set(t);
+    }
+
+    /// Takes one SSE message: one event, or a `batch` of them.
+    fn on_message(self: &Rc<Self>, kind: &str, text: &str) {
+        let t = now_ms();
+        if kind == "batch" {
+            match serde_json::from_str::<Vec<EventRecord>>(text) {
+                Ok(list) => {
+                    for rec in &list {
+                        self.take_event(rec);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "unreadable batch of events"),
             }
-        };
+        } else {
+            match serde_json::from_str::<EventRecord>(text) {
+                Ok(rec) => self.take_event(&rec),
+                Err(e) => tracing::warn!(error = %e, "unreadable event"),
+            }
+        }
+        self.note_time(0, now_ms() - t, true);
+    }
+
+    fn take_event(self: &Rc<Self>, rec: &EventRecord) {
+        if !self.alive.get() {
+            return;
+        }
         let applied = match self.data.borrow_mut().as_mut() {
-            Some(d) => d.apply(&rec),
+            Some(d) => d.apply(rec),
             None => return,
         };
+        self.received.set(self.received.get() + 1);
+        if !applied.changed {
+            self.stale.set(self.stale.get() + 1);
+        }
         if applied.trial_ended && self.shown.has_ablation.get_untracked() {
             self.refresh_ablation();
         }
@@ -434,8 +551,9 @@ impl Live {
         self.shown.connection.try_set(why);
     }
 
-    fn open_stream(self: &Rc<Self>) {
-        let url = events_url(&self.id);
+    /// Follows the events after event `after` (the snapshot's last).
+    fn open_stream(self: &Rc<Self>, after: u64) {
+        let url = format!("{}&batch={EVENT_BATCH}", events_url_after(&self.id, after));
         let es = match web_sys::EventSource::new(&url) {
             Ok(es) => es,
             Err(e) => {
@@ -448,7 +566,7 @@ impl Live {
         let on_event =
             Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |ev: web_sys::MessageEvent| {
                 if let Some(text) = ev.data().as_string() {
-                    me.on_message(&text);
+                    me.on_message(&ev.type_(), &text);
                 }
             });
         for kind in EVENT_KINDS {
@@ -547,6 +665,7 @@ pub fn ExperimentView(id: ExperimentId) -> impl IntoView {
         board: RwSignal::new(Vec::new()),
         connection: RwSignal::new("loading"),
         has_ablation: RwSignal::new(false),
+        slot_use: RwSignal::new(None),
     };
     let canvases = Canvases {
         curves: NodeRef::new(),
@@ -562,10 +681,19 @@ pub fn ExperimentView(id: ExperimentId) -> impl IntoView {
         axes: RefCell::new(Vec::new()),
         layer: RefCell::new(None),
         frame_pending: Cell::new(false),
+        curves_dirty: Cell::new(false),
+        last_curves_ms: Cell::new(f64::NEG_INFINITY),
         alive: Cell::new(true),
         dom_dirty: Cell::new(false),
         last_dom_ms: Cell::new(f64::NEG_INFINITY),
         frames: Cell::new(0),
+        born_ms: now_ms(),
+        rendered: Cell::new(false),
+        draw_max_ms: Cell::new(0.0),
+        draw_total_ms: Cell::new(0.0),
+        timing: Cell::new([0.0; 4]),
+        received: Cell::new(0),
+        stale: Cell::new(0),
         ablation_busy: Cell::new(false),
         ablation_again: Cell::new(false),
         source: RefCell::new(None),
@@ -582,19 +710,10 @@ pub fn ExperimentView(id: ExperimentId) -> impl IntoView {
         let live = Rc::clone(&live);
         leptos::task::spawn_local(async move {
             let id = live.id.clone();
-            let s = match fetch_experiment(&id).await {
+            let asked = now_ms();
+            let snapshot = match fetch_snapshot(&id).await {
                 Ok(s) => s,
                 Err(e) => {
-                    load_error.try_set(Some(e.to_string()));
-                    live.shown.connection.try_set("error");
-                    return;
-                }
-            };
-            let (trials, series) =
-                futures_util::future::join(fetch_trials(&id), fetch_metrics(&id)).await;
-            let (trials, series) = match (trials, series) {
-                (Ok(t), Ok(m)) => (t, m),
-                (Err(e), _) | (_, Err(e)) => {
                     load_error.try_set(Some(e.to_string()));
                     live.shown.connection.try_set("error");
                     return;
@@ -603,13 +722,22 @@ pub fn ExperimentView(id: ExperimentId) -> impl IntoView {
             if !live.alive.get() {
                 return;
             }
-            let mut data = LiveData::new(&s.spec, s.state);
+            let fetched = now_ms();
+            let s = snapshot.experiment.clone();
+            let after = snapshot.last_event;
             let ended = s.state != ExperimentState::Running;
-            if ended {
-                // Everything is in the snapshot: no need to replay the stream.
-                data.load_timeline(&trials);
+            let data = LiveData::from_snapshot(snapshot);
+            if let Some(root) = live.canvases.root.get_untracked() {
+                let _ = root.set_attribute("data-snapshot-event", &after.to_string());
+                let _ = root.set_attribute(
+                    "data-snapshot-ms",
+                    &format!(
+                        "fetch and parse {:.0} ms, build {:.0} ms",
+                        fetched - asked,
+                        now_ms() - fetched
+                    ),
+                );
             }
-            data.load_snapshot(trials, series);
             let axes: Vec<(String, AxisHint)> = if s.spec.params.is_empty() {
                 let mut keys: Vec<(String, AxisHint)> = Vec::new();
                 for t in &data.trials {
@@ -648,7 +776,7 @@ pub fn ExperimentView(id: ExperimentId) -> impl IntoView {
             if ended {
                 live.shown.connection.try_set("ended");
             } else {
-                live.open_stream();
+                live.open_stream(after);
             }
         });
     }
@@ -768,8 +896,25 @@ pub fn ExperimentView(id: ExperimentId) -> impl IntoView {
                             <h3>"Ablation: each component's effect (delta against the baseline)"</h3>
                             <canvas id="ablation-chart" node_ref=canvases.ablation></canvas>
                         </Show>
-                        <h3>"Worker timeline"</h3>
+                        <h3>
+                            "Worker timeline "
+                            <span class="muted" id="timeline-use">{move || {
+                                let mode = summary.with(|s| s.as_ref().map(|s| s.spec.mode));
+                                shown.slot_use.get().map(|p| {
+                                    let mode = match mode {
+                                        Some(albedo_shared::experiment::Mode::Bsp) => "BSP",
+                                        _ => "async",
+                                    };
+                                    format!("· slots busy {p}% of the time ({mode})")
+                                })
+                            }}</span>
+                        </h3>
                         <canvas id="timeline" node_ref=canvases.timeline></canvas>
+                        <p class="muted hint">
+                            <small>
+                                "A row per worker slot (a lease takes its worker's lowest free row), a bar per attempt: grey ended with a lost worker, and the trial ran again elsewhere (12·2 is trial 12's attempt 2). Async keeps slots busy; BSP leaves them idle until a round's slowest trial ends."
+                            </small>
+                        </p>
                     </section>
                     <section class="panel leaderboard-panel">
                         <h3>"Leaderboard"</h3>

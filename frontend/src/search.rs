@@ -123,6 +123,9 @@ pub struct SearchForm {
     pub limit: u32,
     /// Result order.
     pub sort: SortOrder,
+    /// Only the products whose pixels are on this server (the ones the viewer can draw);
+    /// on by default, so that the first page opens on products a person can look at.
+    pub local_only: bool,
 }
 
 impl Default for SearchForm {
@@ -137,6 +140,7 @@ impl Default for SearchForm {
             area: Default::default(),
             limit: PAGE_SIZES[0],
             sort: SortOrder::NewestFirst,
+            local_only: true,
         }
     }
 }
@@ -222,7 +226,27 @@ pub fn datetime_interval(from: &str, to: &str) -> Result<Option<String>, String>
 }
 
 impl SearchForm {
-    /// The first page's `POST /stac/search` body, or what is wrong with the form.
+    /// The first page's body when `local` lists the products whose pixels are on this
+    /// server: with [`SearchForm::local_only`] set (and `local` not empty) the search is
+    /// restricted to them by their `ids`, which STAC API 1.0 ANDs with every other filter
+    /// (so the collection, dates, area and the rest still apply, and paging, counts and
+    /// order stay the server's).
+    pub fn request(&self, local: &[ProductId]) -> Result<Value, String> {
+        let mut body = self.body()?;
+        if self.local_only
+            && !local.is_empty()
+            && let Some(obj) = body.as_object_mut()
+        {
+            obj.insert(
+                "ids".into(),
+                Value::Array(local.iter().map(|id| json!(id.0)).collect()),
+            );
+        }
+        Ok(body)
+    }
+
+    /// The first page's `POST /stac/search` body, or what is wrong with the form (every
+    /// product, whatever [`SearchForm::local_only`] says: see [`SearchForm::request`]).
     pub fn body(&self) -> Result<Value, String> {
         let mut body = Map::new();
         body.insert("limit".into(), json!(self.limit.clamp(1, 10_000)));
@@ -465,6 +489,7 @@ mod tests {
             ],
             limit: 50,
             sort: SortOrder::OldestFirst,
+            local_only: false,
         };
         let body = f.body().unwrap();
         assert_eq!(body["collections"], json!(["sentinel-1-grd"]));
@@ -483,6 +508,26 @@ mod tests {
         );
         assert_eq!(body["limit"], json!(50));
         assert_eq!(body["sortby"][0]["direction"], json!("asc"));
+    }
+
+    #[test]
+    fn local_only_restricts_the_search_to_the_local_ids() {
+        let local = [ProductId("a".into()), ProductId("b".into())];
+        let on = SearchForm {
+            collection: "s2".into(),
+            ..form()
+        };
+        assert!(on.local_only, "on by default");
+        let body = on.request(&local).unwrap();
+        assert_eq!(body["ids"], json!(["a", "b"]));
+        assert_eq!(body["collections"], json!(["s2"]), "the other filters stay");
+        // Off, or no local product at all: every product.
+        let off = SearchForm {
+            local_only: false,
+            ..on.clone()
+        };
+        assert_eq!(off.request(&local).unwrap(), off.body().unwrap());
+        assert!(on.request(&[]).unwrap().get("ids").is_none());
     }
 
     #[test]

@@ -71,7 +71,10 @@ pub fn WorkersPage() -> impl IntoView {
                     }.into_any(),
                     Some(Ok(l)) => {
                         let slots: u32 = l.iter().map(|w| w.slots).sum();
-                        let busy: usize = l.iter().map(|w| w.running.len()).sum();
+                        let busy: usize = l
+                            .iter()
+                            .map(|w| w.running.iter().filter(|r| !r.waiting).count())
+                            .sum();
                         let rows = l
                             .into_iter()
                             .map(|w| {
@@ -88,7 +91,12 @@ pub fn WorkersPage() -> impl IntoView {
                                         let href = Route::Experiment(r.experiment.clone()).href();
                                         view! {
                                             <a class="trial-link" href=href>
-                                                {format!("{} · trial {}", r.experiment, r.trial)}
+                                                {format!(
+                                                    "{} · trial {}{}",
+                                                    r.experiment,
+                                                    r.trial,
+                                                    if r.waiting { " (waiting)" } else { "" },
+                                                )}
                                             </a>
                                         }
                                     })

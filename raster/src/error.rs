@@ -231,6 +231,9 @@ pub enum RasterError {
     /// A dataset build was stopped by its progress callback; nothing was kept.
     #[error("dataset build cancelled")]
     Cancelled,
+    /// A class raster cannot be written as asked (size, values, classes).
+    #[error("class raster: {0}")]
+    ClassRaster(String),
 }
 
 impl RasterError {

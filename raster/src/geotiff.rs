@@ -16,6 +16,8 @@
 //! `NewSubfileType`), and for planar tiled files it returns the bottom tiles of every plane
 //! after the first at full tile height (it takes the plane's tile index as a row): this module
 //! accepts that size and uses the rows that are data.
+//! It also refuses to decode palette images (`PhotometricInterpretation` 3, such as the class
+//! rasters of [`crate::classmap`]): their 8-bit chunks are inflated and un-predicted here.
 //!
 //! What it is not: no caching of decoded tiles between calls, no sub-byte or 64-bit integer
 //! samples, no JPEG / WebP / ZSTD compression, no masks. One open file serialises its reads
@@ -57,6 +59,9 @@ struct Level {
     /// Byte offset and length of every chunk's compressed data.
     offsets: Vec<u64>,
     byte_counts: Vec<u64>,
+    /// For palette images (which `tiff` 0.11 refuses to decode), how to decode their chunks
+    /// here: compression (1 none, 8 / 32946 DEFLATE) and predictor (1 none, 2 horizontal).
+    palette: Option<(u16, u16)>,
 }
 
 impl Level {
@@ -77,6 +82,8 @@ struct Reader {
     decoder: Decoder<BufReader<File>>,
     /// IFD the decoder is positioned on.
     ifd: usize,
+    /// The file again, for chunks decoded here rather than by `tiff` (palette images).
+    raw: File,
 }
 
 /// An opened GeoTIFF file: dimensions, samples per pixel, sample type, nodata,
@@ -240,6 +247,37 @@ fn read_image_info(
         .find_tag_unsigned(Tag::NewSubfileType)
         .map_err(terr)?
         .unwrap_or(0);
+    let photometric: u16 = decoder
+        .find_tag_unsigned(Tag::PhotometricInterpretation)
+        .map_err(terr)?
+        .unwrap_or(1);
+    let palette = if photometric == 3 {
+        let compression: u16 = decoder
+            .find_tag_unsigned(Tag::Compression)
+            .map_err(terr)?
+            .unwrap_or(1);
+        let predictor: u16 = decoder
+            .find_tag_unsigned(Tag::Predictor)
+            .map_err(terr)?
+            .unwrap_or(1);
+        if samples != 1
+            || dtype != Dtype::U8
+            || !matches!(compression, 1 | 8 | 32946)
+            || !matches!(predictor, 1 | 2)
+        {
+            return Err(unsupported(
+                path,
+                format!(
+                    "image {ifd}: a palette image of {samples} {dtype:?} samples, compression \
+                     {compression} and predictor {predictor} (palette images are read as 8-bit \
+                     single-band, uncompressed or DEFLATE)"
+                ),
+            ));
+        }
+        Some((compression, predictor))
+    } else {
+        None
+    };
 
     let tiled = match decoder.get_chunk_type() {
         ChunkType::Tile => true,
@@ -312,6 +350,7 @@ fn read_image_info(
             chunks_down,
             offsets,
             byte_counts,
+            palette,
         },
     })
 }
@@ -380,6 +419,7 @@ impl GeoTiff {
         };
         let file = File::open(path).map_err(io)?;
         let file_len = file.metadata().map_err(io)?.len();
+        let raw = file.try_clone().map_err(io)?;
         let mut decoder = Decoder::new(BufReader::new(file))
             .map_err(|e| truncated(path, file_len, tiff_err(path, e)))?;
         let first = read_image_info(&mut decoder, path, 0, file_len)
@@ -426,7 +466,11 @@ impl GeoTiff {
             nodata,
             georef,
             levels,
-            reader: Mutex::new(Reader { decoder, ifd: 0 }),
+            reader: Mutex::new(Reader {
+                decoder,
+                ifd: 0,
+                raw,
+            }),
             chunks_decoded: AtomicU64::new(0),
         })
     }
@@ -692,6 +736,10 @@ impl GeoTiff {
         chunk: u32,
     ) -> Result<DecodingResult, RasterError> {
         let lvl = &self.levels[level];
+        if let Some(coding) = lvl.palette {
+            self.chunks_decoded.fetch_add(1, Ordering::Relaxed);
+            return self.read_palette_chunk(&mut reader.raw, lvl, chunk, coding);
+        }
         if reader.ifd != lvl.ifd {
             reader
                 .decoder
@@ -711,6 +759,76 @@ impl GeoTiff {
                 byte_count: lvl.byte_counts[chunk as usize],
                 source,
             })
+    }
+}
+
+impl GeoTiff {
+    /// Decodes chunk `chunk` of a palette level: its bytes are read, inflated and
+    /// un-predicted here, and cropped to the chunk's data (tiles are stored padded).
+    fn read_palette_chunk(
+        &self,
+        raw: &mut File,
+        lvl: &Level,
+        chunk: u32,
+        (compression, predictor): (u16, u16),
+    ) -> Result<DecodingResult, RasterError> {
+        use std::io::{Read, Seek, SeekFrom};
+        let (offset, len) = (lvl.offsets[chunk as usize], lvl.byte_counts[chunk as usize]);
+        let bad = |what: String| {
+            corrupt(
+                &self.path,
+                format!(
+                    "{} {chunk} (at byte offset {offset}, {len} bytes): {what}",
+                    lvl.kind()
+                ),
+            )
+        };
+        let mut stored = vec![0u8; len as usize];
+        raw.seek(SeekFrom::Start(offset))
+            .and_then(|_| raw.read_exact(&mut stored))
+            .map_err(|source| RasterError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+        // A strip's rows are its own; a tile is always stored at full tile size.
+        let index = chunk % (lvl.chunks_across * lvl.chunks_down);
+        let (cx, cy) = (index % lvl.chunks_across, index / lvl.chunks_across);
+        let data_w = lvl.chunk_width.min(lvl.width - cx * lvl.chunk_width) as usize;
+        let data_h = lvl.chunk_height.min(lvl.height - cy * lvl.chunk_height) as usize;
+        let (stored_w, stored_h) = if lvl.tiled {
+            (lvl.chunk_width as usize, lvl.chunk_height as usize)
+        } else {
+            (data_w, data_h)
+        };
+        let mut pixels = if compression == 1 {
+            stored
+        } else {
+            let mut out = Vec::with_capacity(stored_w * stored_h);
+            flate2::read::ZlibDecoder::new(&stored[..])
+                .take((stored_w * stored_h) as u64)
+                .read_to_end(&mut out)
+                .map_err(|e| bad(format!("DEFLATE data does not inflate: {e}")))?;
+            out
+        };
+        if pixels.len() < stored_w * stored_h {
+            return Err(bad(format!(
+                "holds {} pixels, expected {}",
+                pixels.len(),
+                stored_w * stored_h
+            )));
+        }
+        if predictor == 2 {
+            for row in pixels.chunks_mut(stored_w).take(stored_h) {
+                for i in 1..row.len() {
+                    row[i] = row[i].wrapping_add(row[i - 1]);
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(data_w * data_h);
+        for row in pixels.chunks(stored_w).take(data_h) {
+            out.extend_from_slice(&row[..data_w]);
+        }
+        Ok(DecodingResult::U8(out))
     }
 }
 

@@ -40,8 +40,11 @@
 //! - [`dataset`]: training datasets: [`dataset::build`] a [`dataset::DatasetSpec`] into
 //!   `<root>/<name>/v<N>/` (manifest.json + safetensors shards, written atomically), and
 //!   [`dataset::Dataset`] to open, validate and read a version.
+//! - [`classmap`]: writing class rasters (a classify job's output): single-band `u8` COGs
+//!   with a palette, class names, nodata 255 and mode overviews, read back by [`geotiff`].
 //! - [`error`]: [`RasterError`], the one error type of this crate.
 
+pub mod classmap;
 pub mod dataset;
 pub mod error;
 pub mod footprint;

@@ -8,9 +8,12 @@
 //!   (`sentinel-1-db`, float samples) are shown as they are;
 //! - a product with bands `R`, `G`, `B` (a quick-look product's PNG channels): those
 //!   channels as red, green, blue;
+//! - a class product (one `u8` band with a palette: the STAC property `albedo:classes` of a
+//!   classify job's product, else the band file's own TIFF `ColorMap`): each class in its
+//!   colour, no stretch; nodata and values of no class are transparent ([`palette`]);
 //! - anything else: its first band in grey.
 //!
-//! Each channel is stretched linearly between its 2nd and 98th percentile of the valid
+//! Each other channel is stretched linearly between its 2nd and 98th percentile of the valid
 //! samples (nodata, NaN and, for linear amplitude, values `<= 0` are not valid). A pixel where
 //! any channel is not valid is transparent (alpha 0); the others are opaque.
 //!
@@ -24,6 +27,7 @@
 use albedo_shared::catalog::{Dtype, PixelAccess};
 
 use crate::RasterError;
+use crate::classmap::{self, Palette};
 use crate::product::{LocalBand, LocalProduct};
 use crate::source::BandSource;
 
@@ -103,6 +107,29 @@ pub fn recipe(product: &LocalProduct) -> Recipe {
         bands: vec![first],
         scale: Scale::AsIs,
     }
+}
+
+/// The colours of a class product: a product whose quick-look shows one band (see
+/// [`recipe`]) of type `u8`, with classes in its STAC property `albedo:classes`
+/// (`[{value, name, color: "#rrggbb"}]`) or else a TIFF `ColorMap` in that band's file
+/// (a palette image, such as a class raster of [`crate::classmap`]). `None` for any other
+/// product.
+pub fn palette(product: &LocalProduct) -> Result<Option<Palette>, RasterError> {
+    let recipe = recipe(product);
+    let [name] = recipe.bands.as_slice() else {
+        return Ok(None);
+    };
+    let Some(local) = product.bands.iter().find(|b| &b.band.name == name) else {
+        return Ok(None);
+    };
+    if local.band.dtype != Dtype::U8 || recipe.scale != Scale::AsIs {
+        return Ok(None);
+    }
+    let classes = &product.stac_item["properties"]["albedo:classes"];
+    if let Some(p) = classmap::palette_of_classes(classes) {
+        return Ok(Some(p));
+    }
+    classmap::read_color_map(&local.path)
 }
 
 /// A rendered quick-look: 8-bit RGBA, row-major, `width * height * 4` bytes.
@@ -205,6 +232,28 @@ pub fn render(product: &LocalProduct, size: u32) -> Result<Image, RasterError> {
     };
     let recipe = recipe(product);
     let out = output_size(width, height, size);
+    if let Some(colours) = palette(product)? {
+        let local = product
+            .bands
+            .iter()
+            .find(|b| b.band.name == recipe.bands[0])
+            .ok_or(RasterError::NoBands)?;
+        let values = read_channel(local, (width, height), out, Scale::AsIs)?;
+        let mut rgba = vec![0u8; values.len() * 4];
+        for (v, px) in values.iter().zip(rgba.chunks_exact_mut(4)) {
+            let colour = v
+                .filter(|v| (0.0..=255.0).contains(v))
+                .and_then(|v| colours[v as usize]);
+            if let Some([r, g, b]) = colour {
+                px.copy_from_slice(&[r, g, b, 255]);
+            }
+        }
+        return Ok(Image {
+            width: out.0,
+            height: out.1,
+            rgba,
+        });
+    }
     let mut channels = Vec::with_capacity(recipe.bands.len());
     for name in &recipe.bands {
         let local = product
@@ -303,6 +352,55 @@ mod tests {
         assert_eq!(stretch(50.0, 2.0, 98.0), 128);
         assert_eq!(stretch(500.0, 2.0, 98.0), 255);
         assert_eq!(stretch(5.0, 5.0, 5.0), 0);
+    }
+
+    #[test]
+    fn a_class_raster_is_drawn_in_its_class_colours_with_nodata_transparent() {
+        use crate::classmap::{ClassGeoref, NODATA, classes_of, default_color, write_class_cog};
+        let src = crate::GeoTiff::open(&crate::geotiff::tests::data(crate::geotiff::tests::B04))
+            .expect("sample B04");
+        let dir = crate::geotiff::tests::TempDir::new("quicklook-classes");
+        let path = dir.0.join("classes.tif");
+        let (w, h) = (48u32, 24u32);
+        let values: Vec<u8> = (0..w * h)
+            .map(|i| if i % 7 == 0 { NODATA } else { (i % 3) as u8 })
+            .collect();
+        let names = ["forest".to_string(), "water".into(), "urban".into()];
+        let classes = classes_of(&names).unwrap();
+        let georef = ClassGeoref::of(&src);
+        write_class_cog(&path, w, h, &values, &georef, &classes, &Default::default()).unwrap();
+        let mut p = crate::product::scan(&path).unwrap().remove(0);
+        assert_eq!(p.bands.len(), 1);
+        assert_eq!(p.bands[0].band.dtype, Dtype::U8);
+
+        // The file's own ColorMap.
+        let image = render(&p, 1024).unwrap();
+        assert_eq!((image.width, image.height), (w, h));
+        for (v, px) in values.iter().zip(image.rgba.chunks_exact(4)) {
+            if *v == NODATA {
+                assert_eq!(px[3], 0);
+            } else {
+                let c = default_color(usize::from(*v));
+                assert_eq!(px, [c[0], c[1], c[2], 255], "value {v}");
+            }
+        }
+
+        // The product's classes win; a value of no class is transparent.
+        p.stac_item["properties"]["albedo:classes"] = serde_json::json!([
+            {"value": 0, "name": "forest", "color": "#ff0000"},
+            {"value": 1, "name": "water", "color": "#0000FF"}
+        ]);
+        let image = render(&p, 1024).unwrap();
+        for (v, px) in values.iter().zip(image.rgba.chunks_exact(4)) {
+            let expect = match v {
+                0 => [255, 0, 0, 255],
+                1 => [0, 0, 255, 255],
+                _ => [0, 0, 0, 0],
+            };
+            assert_eq!(px, expect, "value {v}");
+        }
+        let png = encode_png(&image).unwrap();
+        assert_eq!(&png[1..4], b"PNG");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The one error type of `albedo-render`.
 
-use crate::View;
+use crate::{Placement, View};
 
 /// What can go wrong while setting up the GPU or drawing.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +76,12 @@ pub enum RenderError {
     /// A view with a non-finite origin or a non-positive scale.
     #[error("invalid view {0:?}: origin must be finite, texels_per_pixel positive")]
     View(View),
+    /// A layer placement with a non-finite origin or a non-positive scale.
+    #[error("invalid layer placement {0:?}: origin must be finite, scale positive")]
+    Placement(Placement),
+    /// Classes for a layer that was not uploaded.
+    #[error("no layer {0} on the GPU")]
+    NoLayer(u64),
     /// A non-positive or non-finite gamma.
     #[error("invalid gamma {0:?}: each must be positive")]
     Gamma([f32; 3]),

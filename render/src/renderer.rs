@@ -3,8 +3,8 @@
 use std::sync::{Arc, Mutex};
 
 use crate::error::RenderError;
-use crate::pipeline::ImageryPipeline;
-use crate::{Composite, View};
+use crate::pipeline::{BASE_LAYER, ImageryPipeline, LayerId};
+use crate::{Composite, Overlay, Placement, View};
 
 /// Draws band composites into a surface.
 ///
@@ -117,7 +117,7 @@ impl Renderer {
             view_formats: vec![],
         };
         surface.configure(&device, &config);
-        let pipeline = ImageryPipeline::new(&device, format);
+        let pipeline = ImageryPipeline::new(&device, &queue, format);
         tracing::info!(
             backend = ?info.backend,
             adapter = %info.name,
@@ -184,7 +184,8 @@ impl Renderer {
     }
 
     /// Uploads the bands (each `width * height` values, row by row) as one `R32Float` 2D
-    /// texture array, one layer per band.
+    /// texture array, one layer per band: the base layer, placed at [`Placement::IDENTITY`].
+    /// Every other layer is dropped.
     pub fn set_bands(
         &mut self,
         width: u32,
@@ -197,10 +198,74 @@ impl Renderer {
         self.take_gpu_error()
     }
 
-    /// Draws `composite` seen through `view` into the surface and presents it.
+    /// Uploads a layer of bands (a tile of a finer zoom level) at `placement` under `id`; it
+    /// stays on the GPU until removed, drawn when a draw names it.
+    pub fn upload_layer(
+        &mut self,
+        id: LayerId,
+        placement: Placement,
+        width: u32,
+        height: u32,
+        bands: &[&[f32]],
+    ) -> Result<(), RenderError> {
+        self.take_gpu_error()?;
+        self.pipeline.upload_layer(
+            &self.device,
+            &self.queue,
+            id,
+            placement,
+            width,
+            height,
+            bands,
+        )?;
+        self.take_gpu_error()
+    }
+
+    /// Uploads the class raster of layer `id` (its size), drawn by the overlay.
+    pub fn upload_classes(&mut self, id: LayerId, classes: &[f32]) -> Result<(), RenderError> {
+        self.take_gpu_error()?;
+        self.pipeline
+            .upload_classes(&self.device, &self.queue, id, classes)?;
+        self.take_gpu_error()
+    }
+
+    /// Drops every layer's class raster.
+    pub fn clear_classes(&mut self) {
+        self.pipeline.clear_classes(&self.device, &self.queue);
+    }
+
+    /// Whether layer `id` is on the GPU.
+    pub fn has_layer(&self, id: LayerId) -> bool {
+        self.pipeline.has_layer(id)
+    }
+
+    /// Layers on the GPU.
+    pub fn layer_count(&self) -> usize {
+        self.pipeline.layer_count()
+    }
+
+    /// Keeps only the layers for which `keep` is true (the base layer included).
+    pub fn retain_layers(&mut self, keep: impl FnMut(LayerId) -> bool) {
+        self.pipeline.retain_layers(keep);
+    }
+
+    /// Draws `composite` seen through `view` into the surface and presents it (the base layer
+    /// only, no overlay).
+    pub fn draw(&mut self, composite: &Composite, view: &View) -> Result<(), RenderError> {
+        self.draw_layers(composite, view, None, &[BASE_LAYER])
+    }
+
+    /// Draws `layers` (bottom first) with `composite` through `view`, and the class overlay,
+    /// into the surface and presents it.
     ///
     /// GPU errors that the browser reports asynchronously (WebGPU) surface at the next call.
-    pub fn draw(&mut self, composite: &Composite, view: &View) -> Result<(), RenderError> {
+    pub fn draw_layers(
+        &mut self,
+        composite: &Composite,
+        view: &View,
+        overlay: Option<&Overlay>,
+        layers: &[LayerId],
+    ) -> Result<(), RenderError> {
         self.take_gpu_error()?;
         let frame = match self.surface.get_current_texture() {
             wgpu::CurrentSurfaceTexture::Success(frame)
@@ -223,26 +288,44 @@ impl Renderer {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("albedo draw"),
             });
-        self.pipeline
-            .encode(&self.queue, &mut encoder, &target, composite, view)?;
+        self.pipeline.encode_layers(
+            &self.queue,
+            &mut encoder,
+            &target,
+            self.size(),
+            composite,
+            view,
+            overlay,
+            layers,
+        )?;
         self.queue.submit([encoder.finish()]);
         self.queue.present(frame);
         self.take_gpu_error()
     }
 
-    /// Draws `composite` into an offscreen texture of the surface's size and returns its
-    /// RGBA8 bytes (rows top first), without touching the surface. On WebGPU in headless
-    /// browsers, where presenting may fail, this is how output is checked.
+    /// Draws `layers` like [`Renderer::draw_layers`] into an offscreen texture of the
+    /// surface's size and returns its RGBA8 bytes (rows top first), without touching the
+    /// surface. On WebGPU in headless browsers, where presenting may fail, this is how output
+    /// is checked.
     pub async fn read_back(
         &self,
         composite: &Composite,
         view: &View,
+        overlay: Option<&Overlay>,
+        layers: &[LayerId],
     ) -> Result<Vec<u8>, RenderError> {
         self.take_gpu_error()?;
-        let (width, height) = self.size();
         let rgba = self
             .pipeline
-            .read_back(&self.device, &self.queue, width, height, composite, view)
+            .read_back(
+                &self.device,
+                &self.queue,
+                self.size(),
+                composite,
+                view,
+                overlay,
+                layers,
+            )
             .await?;
         self.take_gpu_error()?;
         Ok(rgba)

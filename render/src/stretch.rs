@@ -10,6 +10,12 @@
 /// `round(v * 255)`. When `max <= min` the stretch is a step: 255 where `value >= max`,
 /// else 0. `gamma` must be positive; gamma 1 leaves `v` unchanged. NaN maps to 0.
 pub fn stretch_u8(value: f32, min: f32, max: f32, gamma: f32) -> u8 {
+    // `stretch_unit` is in [0, 1], so the cast cannot saturate.
+    (stretch_unit(value, min, max, gamma) * 255.0).round() as u8
+}
+
+/// The stretched value in `[0, 1]` before rounding to a byte (see [`stretch_u8`]); NaN gives 0.
+pub fn stretch_unit(value: f32, min: f32, max: f32, gamma: f32) -> f32 {
     let mut v = if max > min {
         ((value - min) / (max - min)).clamp(0.0, 1.0)
     } else if value >= max {
@@ -18,13 +24,12 @@ pub fn stretch_u8(value: f32, min: f32, max: f32, gamma: f32) -> u8 {
         0.0
     };
     if v.is_nan() {
-        return 0;
+        return 0.0;
     }
     if v > 0.0 && gamma != 1.0 {
         v = v.powf(1.0 / gamma);
     }
-    // `v` is in [0, 1], so the cast cannot saturate.
-    (v * 255.0).round() as u8
+    v
 }
 
 /// The `low_pct` and `high_pct` percentiles (0..=100) of the valid values, as `(min, max)` for

@@ -62,6 +62,9 @@ pub struct RunningTrial {
     pub experiment: ExperimentId,
     /// The trial.
     pub trial: TrialId,
+    /// It waits on the worker for a slot (its experiment's `prefetch`) and has not started.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub waiting: bool,
 }
 
 /// Trial counts of an experiment by state.
@@ -146,7 +149,8 @@ pub struct TrialInfo {
     /// When it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_ms: Option<i64>,
-    /// Files it made (a model), by name: paths on the host of the worker that ran it.
+    /// Files it made (a model), by name: their file names on the worker that made them (the
+    /// API never shows a host's paths; registering a model copies it into the registry).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub artifacts: BTreeMap<String, String>,
 }
@@ -300,9 +304,26 @@ pub struct ClassifyRequest {
     /// Catalog id of the product to classify (it must have local pixels with every band the
     /// model reads).
     pub product: String,
-    /// Patches per inference batch (default 64).
+    /// Patches per inference batch (default [`CLASSIFY_DEFAULT_BATCH`], at most
+    /// [`CLASSIFY_MAX_BATCH`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch: Option<u32>,
+}
+
+/// Windows per inference batch of a classify job when its request names none.
+pub const CLASSIFY_DEFAULT_BATCH: u32 = 64;
+
+/// Largest batch a classify request may ask for (the smallest is 1).
+pub const CLASSIFY_MAX_BATCH: u32 = 4096;
+
+/// The colour of `#rrggbb` (or `rrggbb`), `None` when it is not one.
+pub fn parse_hex_rgb(color: &str) -> Option<[u8; 3]> {
+    let hex = color.strip_prefix('#').unwrap_or(color);
+    if hex.len() != 6 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let byte = |i: usize| u8::from_str_radix(&hex[i..i + 2], 16).ok();
+    Some([byte(0)?, byte(2)?, byte(4)?])
 }
 
 /// One class of a classified product: pixel value, name and display colour. Products made by
@@ -315,6 +336,13 @@ pub struct ClassInfo {
     pub name: String,
     /// Display colour, `#rrggbb`.
     pub color: String,
+}
+
+impl ClassInfo {
+    /// [`ClassInfo::color`] as bytes ([`parse_hex_rgb`]); `None` when it is not a colour.
+    pub fn rgb(&self) -> Option<[u8; 3]> {
+        parse_hex_rgb(&self.color)
+    }
 }
 
 /// What a finished classify job made (its [`JobInfo::result`]).
@@ -330,4 +358,63 @@ pub struct ClassifyResult {
     pub classes: Vec<ClassInfo>,
     /// Pixels per class value (nodata excluded).
     pub counts: BTreeMap<String, u64>,
+}
+
+/// Header of `GET /api/experiments/{id}/trials` and `.../metrics`: the number of the last
+/// event of the experiment that the answer includes (read in the same transaction), so that
+/// a client can follow the events from there (`?after=N` or `Last-Event-ID: N`) with no gap
+/// and no event twice.
+pub const LAST_EVENT_HEADER: &str = "albedo-last-event";
+
+/// Body of `GET /api/experiments/{id}/snapshot`: everything the live view starts from, read
+/// in one transaction of the store, and the number of the last event it includes. Following
+/// the events after [`ExperimentSnapshot::last_event`] brings it up to date with no gap and
+/// no event twice (the driver writes every change and its event in one transaction).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentSnapshot {
+    /// The last event of the experiment included (0: none yet).
+    pub last_event: u64,
+    /// The experiment.
+    pub experiment: ExperimentSummary,
+    /// Its trials in id order.
+    pub trials: Vec<TrialInfo>,
+    /// The curve of the experiment's objective metric (`spec.metric`) of each trial that
+    /// reported it, in trial order.
+    pub curves: Vec<TrialCurve>,
+    /// Every event of the experiment but the metrics, in order: trials created, leased
+    /// (each attempt), stop orders, state changes (the worker timeline is drawn from them).
+    #[serde(default)]
+    pub timeline: Vec<crate::events::EventRecord>,
+}
+
+/// One trial's curve of one metric, as two columns (compact: a snapshot holds up to some
+/// 100 000 points).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrialCurve {
+    /// The trial.
+    pub trial: TrialId,
+    /// Steps, increasing.
+    pub steps: Vec<u32>,
+    /// The metric's value at each step.
+    pub values: Vec<f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn class_colours_parse_from_hex() {
+        assert_eq!(parse_hex_rgb("#1f77B4"), Some([0x1f, 0x77, 0xb4]));
+        assert_eq!(parse_hex_rgb("1f77b4"), Some([0x1f, 0x77, 0xb4]));
+        for bad in ["", "#12345", "#12345g", "#1234567", "#ééé", "#1a98"] {
+            assert_eq!(parse_hex_rgb(bad), None, "{bad}");
+        }
+        let c = ClassInfo {
+            value: 3,
+            name: "water".into(),
+            color: "#1a9850".into(),
+        };
+        assert_eq!(c.rgb(), Some([0x1a, 0x98, 0x50]));
+    }
 }

@@ -57,6 +57,17 @@ pub enum ExperimentEvent {
         attempt: u32,
         /// Steps it is to run now, `None` for all.
         resource: Option<u32>,
+        /// Every slot of the worker was busy: the run waits there (the experiment's
+        /// `prefetch`) until [`ExperimentEvent::TrialStarted`].
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        waiting: bool,
+    },
+    /// A run that waited on its worker started (a slot freed).
+    TrialStarted {
+        /// The trial.
+        trial: TrialId,
+        /// Attempt number of the run.
+        attempt: u32,
     },
     /// A trial reported values at a step.
     Metric {
@@ -96,6 +107,7 @@ impl ExperimentEvent {
             Self::Experiment { .. } => "experiment",
             Self::TrialCreated { .. } => "trial_created",
             Self::TrialLeased { .. } => "trial_leased",
+            Self::TrialStarted { .. } => "trial_started",
             Self::Metric { .. } => "metric",
             Self::StopOrdered { .. } => "stop_ordered",
             Self::TrialState { .. } => "trial_state",

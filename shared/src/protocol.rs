@@ -29,7 +29,9 @@ use crate::experiment::{Params, TrialId};
 /// Version of this protocol; bumped on any incompatible change.
 /// 1: hello/heartbeat/welcome/shutdown. 2: trial leases (assign, continue, stop and reports).
 /// 3: the hello lists the leases the worker runs; synthetic trials carry a seed; jobs.
-pub const PROTOCOL_VERSION: u32 = 3;
+/// 4: an assign may wait on a busy worker (`may_wait`) and says `started` when it runs;
+/// classify jobs.
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Identifier of one lease: one attempt of one trial on one worker, chosen by the server and
 /// unique across the server's lifetime (a re-run of a trial gets a new lease).
@@ -169,6 +171,12 @@ pub enum WorkerMsg {
         /// Metric name to value.
         values: BTreeMap<String, f64>,
     },
+    /// A lease that waited on the worker (assigned while every slot was busy: the
+    /// experiment's `prefetch`) began to run.
+    Started {
+        /// The lease.
+        lease: LeaseId,
+    },
     /// The trial reached the resource of its lease and waits for a continue or a stop.
     Paused {
         /// The lease.
@@ -244,6 +252,7 @@ impl WorkerMsg {
             | Self::JobDone { .. }
             | Self::JobFailed { .. } => None,
             Self::Metric { lease, .. }
+            | Self::Started { lease }
             | Self::Artifact { lease, .. }
             | Self::Paused { lease, .. }
             | Self::Finished { lease, .. }
@@ -294,6 +303,12 @@ pub enum ServerMsg {
         params: Params,
         /// Step to run to, then pause (ASHA's rung); `None` runs to the end.
         resource: Option<u32>,
+        /// Every slot of the worker is busy (as far as the server knows): the run may wait
+        /// there for one (the experiment's `prefetch`). Without it, an assign the worker has
+        /// no free slot for is answered `failed`, so that the server leases the trial
+        /// elsewhere.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        may_wait: bool,
     },
     /// A paused trial is promoted: keep running to the new resource (`None`: to the end).
     Continue {
@@ -367,6 +382,9 @@ pub enum JobSpec {
         model_dir: String,
         /// The product's band files the model reads: band name to absolute path.
         bands: BTreeMap<String, String>,
+        /// Index of a band inside its file, for bands of multi-band stacks (absent: 0).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        band_indices: BTreeMap<String, u16>,
         /// Where to write the class GeoTIFF (written beside it first, then renamed).
         output: String,
         /// Patches per inference batch.
@@ -467,6 +485,7 @@ mod tests {
                 spec: TrialSpec::synthetic(20),
                 params: params.clone(),
                 resource: Some(5),
+                may_wait: true,
             },
             "assign",
         );
@@ -485,6 +504,7 @@ mod tests {
                 },
                 params,
                 resource: None,
+                may_wait: false,
             },
             "assign",
         );

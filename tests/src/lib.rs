@@ -284,3 +284,86 @@ pub fn sse_until(
         }
     }
 }
+
+/// A worker token and a user token created in data folder `data` (trimmed).
+pub fn tokens(data: &Path) -> (String, String) {
+    let d = data.to_str().expect("utf8 data folder");
+    let (ok, worker, err) = albedo(&["token", "create", "--data", d, "--name", "w"]);
+    assert!(ok, "{err}");
+    let (ok, user, err) = albedo(&[
+        "token", "create", "--data", d, "--name", "u", "--scope", "user",
+    ]);
+    assert!(ok, "{err}");
+    (worker.trim().to_string(), user.trim().to_string())
+}
+
+/// Three land-cover classes of the bundled BigEarthNet patches, as a dataset spec's
+/// `classes`.
+pub fn ben_classes() -> serde_json::Value {
+    serde_json::json!([
+        {"name": "forest", "values": ["Coniferous forest", "Broad-leaved forest", "Mixed forest"]},
+        {"name": "arable", "values": ["Non-irrigated arable land"]},
+        {"name": "pastures", "values": ["Pastures"]}
+    ])
+}
+
+/// Waits until job `id` has finished (a failed job fails the test).
+pub fn wait_job(addr: &str, id: u64, limit: Duration) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    wait_until(limit, &format!("job {id} finishes"), || {
+        last = get_json(addr, &format!("/api/jobs/{id}"));
+        assert_ne!(last["state"], "failed", "{last}");
+        last["state"] == "finished"
+    });
+    last
+}
+
+/// Posts a dataset spec (user token) and waits for its build job to finish.
+pub fn build_dataset(addr: &str, user: &str, spec: &serde_json::Value, limit: Duration) {
+    let (status, body) = post(addr, "/api/datasets", Some(user), &spec.to_string());
+    assert_eq!(status, 202, "{body}");
+    let id = serde_json::from_str::<serde_json::Value>(&body).expect("json")["id"]
+        .as_u64()
+        .expect("job id");
+    wait_job(addr, id, limit);
+}
+
+/// Creates an experiment (user token) and waits until it has finished; returns its id.
+pub fn run_experiment(addr: &str, user: &str, spec: &serde_json::Value, limit: Duration) -> String {
+    let (status, body) = post(addr, "/api/experiments", Some(user), &spec.to_string());
+    assert_eq!(status, 201, "{body}");
+    let id = serde_json::from_str::<serde_json::Value>(&body).expect("json")["id"]
+        .as_str()
+        .expect("experiment id")
+        .to_string();
+    wait_until(limit, &format!("experiment {id} finishes"), || {
+        get_json(addr, &format!("/api/experiments/{id}"))["state"] == "finished"
+    });
+    id
+}
+
+/// An `eo_cnn` experiment of one trial per value combination, each fixed hyperparameter a
+/// one-value categorical parameter.
+pub fn eo_cnn_grid(
+    name: &str,
+    dataset: &str,
+    params: &[(&str, serde_json::Value)],
+    max_trials: u32,
+) -> serde_json::Value {
+    let params: Vec<serde_json::Value> = params
+        .iter()
+        .map(|(n, v)| {
+            let values = if v.is_array() {
+                v.clone()
+            } else {
+                serde_json::json!([v])
+            };
+            serde_json::json!({"name": n, "type": "categorical", "values": values})
+        })
+        .collect();
+    serde_json::json!({
+        "name": name, "metric": "val_accuracy", "direction": "maximize",
+        "params": params, "optimizer": {"type": "grid"}, "max_trials": max_trials,
+        "trial": {"kind": "eo_cnn", "dataset": dataset, "version": 1, "threads": 1}
+    })
+}

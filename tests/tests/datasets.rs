@@ -6,7 +6,10 @@
 
 use std::time::Duration;
 
-use albedo_system_tests::{albedo, get, get_json, post, repo_root, serve_with, wait_until, worker};
+use albedo_system_tests::{
+    ben_classes, eo_cnn_grid, get, get_json, post, repo_root, run_experiment, serve_with, tokens,
+    wait_until, worker,
+};
 use serde_json::{Value, json};
 
 /// The project's shared sample data.
@@ -19,11 +22,7 @@ fn spec(dir: &str, patch_size: u32) -> Value {
         "name": "ben-s2",
         "source": {"kind": "bigearthnet", "dir": dir},
         "channels": ["B02", "B03", "B04", "B08", "NDVI"],
-        "classes": [
-            {"name": "forest", "values": ["Coniferous forest", "Broad-leaved forest", "Mixed forest"]},
-            {"name": "arable", "values": ["Non-irrigated arable land"]},
-            {"name": "pastures", "values": ["Pastures"]}
-        ],
+        "classes": ben_classes(),
         "patch_size": patch_size,
         "stride": patch_size,
         "split": {"train": 0.6, "val": 0.2, "test": 0.2, "seed": 7, "stratified": true}
@@ -34,13 +33,8 @@ fn spec(dir: &str, patch_size: u32) -> Value {
 fn a_worker_builds_a_dataset_that_the_api_lists() {
     let data = tempfile::tempdir().expect("tempdir");
     let d = data.path().to_str().expect("utf8");
-    let (ok, wtoken, err) = albedo(&["token", "create", "--data", d, "--name", "w"]);
-    assert!(ok, "{err}");
-    let (ok, user, err) = albedo(&[
-        "token", "create", "--data", d, "--name", "u", "--scope", "user",
-    ]);
-    assert!(ok, "{err}");
-    let user = user.trim();
+    let (wtoken, user) = tokens(data.path());
+    let user = user.as_str();
     let labeled = shared_data().join("labeled");
     let root = labeled.to_str().expect("utf8").to_string();
     let (_server, addr) = serve_with(
@@ -130,50 +124,38 @@ fn a_worker_builds_a_dataset_that_the_api_lists() {
     assert_eq!(m["stats"].as_array().map(Vec::len), Some(5));
     assert_eq!(job["result"], *m, "the job's result is the manifest");
     assert_eq!(get_json(&addr, "/api/datasets/ben-s2/1"), *m);
+    // No server path in answers: the source relative to its --ingest-root folder.
+    assert_eq!(m["source"]["dir"], "bigearthnet/v1_geotiff/S2");
+    let real = labeled.canonicalize().expect("canonical");
+    for answer in [
+        get_json(&addr, "/api/datasets").to_string(),
+        get_json(&addr, "/api/jobs").to_string(),
+    ] {
+        for path in [root.as_str(), real.to_str().expect("utf8"), d] {
+            assert!(!answer.contains(path), "{path} in {answer}");
+        }
+    }
     let (status, _) = get(&addr, "/api/datasets/ben-s2/2");
     assert_eq!(status, 404);
     let (status, _) = get(&addr, "/api/datasets/..%2F..%2Fetc/1");
     assert_eq!(status, 404);
 
     // Train on it: two eo_cnn trials (a tiny CNN, two epochs), then register the best model.
-    let mut experiment = json!({
-        "name": "tiny cnn",
-        "metric": "val_accuracy",
-        "direction": "maximize",
-        "params": [{"name": "width", "type": "categorical", "values": [4, 8]}],
-        "optimizer": {"type": "grid"},
-        "max_trials": 2,
-        "trial": {"kind": "eo_cnn", "dataset": "ben-s2", "version": 1, "threads": 1}
-    });
     // Fixed hyperparameters ride along as one-value categorical parameters.
-    for (name, value) in [
-        ("lr", json!(0.01)),
-        ("epochs", json!(2)),
-        ("depth", json!(2)),
-        ("batch_size", json!(16)),
-        ("seed", json!(1)),
-    ] {
-        experiment["params"]
-            .as_array_mut()
-            .expect("params")
-            .push(json!({"name": name, "type": "categorical", "values": [value]}));
-    }
-    let (status, body) = post(
-        &addr,
-        "/api/experiments",
-        Some(user),
-        &experiment.to_string(),
+    let experiment = eo_cnn_grid(
+        "tiny cnn",
+        "ben-s2",
+        &[
+            ("width", json!([4, 8])),
+            ("lr", json!(0.01)),
+            ("epochs", json!(2)),
+            ("depth", json!(2)),
+            ("batch_size", json!(16)),
+            ("seed", json!(1)),
+        ],
+        2,
     );
-    assert_eq!(status, 201, "{body}");
-    let eid = serde_json::from_str::<Value>(&body).expect("json")["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
-    wait_until(
-        Duration::from_secs(120),
-        "the trainer's trials finish",
-        || get_json(&addr, &format!("/api/experiments/{eid}"))["state"] == "finished",
-    );
+    let eid = run_experiment(&addr, user, &experiment, Duration::from_secs(120));
     let trials = get_json(&addr, &format!("/api/experiments/{eid}/trials"));
     for t in trials.as_array().expect("trials") {
         assert_eq!(t["state"], "finished", "{t}");

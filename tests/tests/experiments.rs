@@ -6,20 +6,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use albedo_system_tests::{albedo, get, get_json, post, serve_with, sse_until, wait_until, worker};
+use albedo_system_tests::{get, get_json, post, serve_with, sse_until, tokens, wait_until, worker};
 use serde_json::{Value, json};
 
 /// A data folder with a worker token and a user token.
 fn data_with_tokens() -> (tempfile::TempDir, String, String) {
     let data = tempfile::tempdir().expect("tempdir");
-    let d = data.path().to_str().expect("utf8");
-    let (ok, worker, err) = albedo(&["token", "create", "--data", d, "--name", "w"]);
-    assert!(ok, "{err}");
-    let (ok, user, err) = albedo(&[
-        "token", "create", "--data", d, "--name", "u", "--scope", "user",
-    ]);
-    assert!(ok, "{err}");
-    (data, worker.trim().to_string(), user.trim().to_string())
+    let (worker, user) = tokens(data.path());
+    (data, worker, user)
 }
 
 /// Fast server settings: heartbeats every second, a lost worker's trials re-run after 1 s.
@@ -179,6 +173,57 @@ fn experiments_run_on_workers_and_stream_their_events() {
     let summary = get_json(&addr, &format!("/api/experiments/{id}"));
     let best = summary["best"]["trial"].as_u64().expect("a best trial");
     assert_eq!(trials[best as usize]["state"], "finished");
+}
+
+#[test]
+fn prefetched_trials_wait_on_the_worker_and_never_overrun_its_slots() {
+    let (data, wtoken, user) = data_with_tokens();
+    let (_server, addr) = serve_with(data.path(), "127.0.0.1:0", FAST);
+    let _a = worker(&addr, &wtoken, "a", 2);
+    wait_until(Duration::from_secs(20), "the worker connects", || {
+        get_json(&addr, "/api/workers").as_array().map(Vec::len) == Some(1)
+    });
+    let id = create(
+        &addr,
+        &user,
+        &search_spec(16, 3, 30, json!({"prefetch": 2})),
+    );
+    // The workers page shows trials waiting on the worker beside the running ones.
+    let mut most = (0, 0);
+    wait_until(Duration::from_secs(60), "the experiment ends", || {
+        let w = get_json(&addr, "/api/workers");
+        let listed = w[0]["running"].as_array().cloned().unwrap_or_default();
+        let waiting = listed.iter().filter(|r| r["waiting"] == true).count();
+        most = most.max((listed.len() - waiting, waiting));
+        state_of(&addr, &id) == "finished"
+    });
+    assert!(most.1 >= 1, "no trial ever waited on the worker: {most:?}");
+    let trials = trials(&addr, &id);
+    assert_eq!(trials.len(), 16);
+    assert!(
+        trials.iter().all(|t| t["state"] == "finished"),
+        "{trials:?}"
+    );
+    assert_complete(&series(&addr, &id), &trials, 3);
+    // Each run's interval starts when it really started (a waiting trial's `started`
+    // report): at no moment did more trials run than the worker has slots.
+    let mut edges: Vec<(i64, i32)> = Vec::new();
+    for t in &trials {
+        let (start, end) = (t["started_ms"].as_i64(), t["ended_ms"].as_i64());
+        let (Some(start), Some(end)) = (start, end) else {
+            panic!("trial without its times: {t}");
+        };
+        assert!(end >= start, "a run that ended before it started: {t}");
+        edges.push((start, 1));
+        edges.push((end, -1));
+    }
+    // Ends sort before starts at the same millisecond (half-open intervals).
+    edges.sort();
+    let mut running = 0;
+    for (_, d) in edges {
+        running += d;
+        assert!(running <= 2, "more runs at once than slots");
+    }
 }
 
 #[test]

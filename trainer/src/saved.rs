@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::TrainerError;
 use crate::config::{Compute, TrainConfig};
 use crate::data::{ChannelNorm, normalize};
-use crate::model::{ArchConfig, Net};
+use crate::model::{ArchConfig, InferNet, Net};
 use crate::train::{init_net, to_vec};
 
 /// Value of [`ModelConfig::format`].
@@ -62,6 +62,8 @@ pub struct ModelConfig {
 #[derive(Debug)]
 pub struct EoCnn {
     net: Net,
+    /// `net` with its batch norms folded, for predictions.
+    infer: InferNet,
     config: ModelConfig,
     device: Device,
 }
@@ -69,6 +71,7 @@ pub struct EoCnn {
 impl EoCnn {
     pub(crate) fn from_parts(net: Net, config: ModelConfig, device: Device) -> EoCnn {
         EoCnn {
+            infer: net.folded(),
             net,
             config,
             device,
@@ -151,6 +154,7 @@ impl EoCnn {
             )));
         }
         Ok(EoCnn {
+            infer: net.folded(),
             net,
             config,
             device,
@@ -181,7 +185,7 @@ impl EoCnn {
             let b = chunk.len() / len;
             let t =
                 Tensor::<4>::from_data(TensorData::new(chunk.to_vec(), [b, c, p, p]), &self.device);
-            out.extend(to_vec(softmax(self.net.forward(t, None), 1))?);
+            out.extend(to_vec(softmax(self.infer.forward(t), 1))?);
         }
         Ok(out)
     }

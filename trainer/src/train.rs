@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::TrainerError;
 use crate::config::{Compute, OptimizerKind, TrainConfig};
 use crate::data::{self, Samples};
-use crate::model::{ArchConfig, Net};
+use crate::model::{ArchConfig, InferNet, Net};
 use crate::saved::{DatasetRef, EoCnn, FORMAT, ModelConfig};
 
 /// Serialises the draws of burn's process-wide RNG (weight initialisation): with it, two
@@ -255,7 +255,7 @@ fn run(
             if report_after[k] == b + 1 {
                 k += 1;
                 let (val_loss, val_accuracy) = if val_set.n > 0 {
-                    let (l, a) = evaluate(&net.valid(), &val_set, &plain, bs.max(64))?;
+                    let (l, a) = evaluate(&net.valid().folded(), &val_set, &plain, bs.max(64))?;
                     (Some(l), Some(a))
                 } else {
                     (None, None)
@@ -338,9 +338,9 @@ fn argmax(row: &[f32]) -> usize {
     best
 }
 
-/// Mean cross-entropy and accuracy of `net` (inference mode) over `s`.
+/// Mean cross-entropy and accuracy of `net` (inference mode, batch norms folded) over `s`.
 pub(crate) fn evaluate(
-    net: &Net,
+    net: &InferNet,
     s: &Samples,
     device: &Device,
     batch: usize,
@@ -353,7 +353,7 @@ pub(crate) fn evaluate(
             TensorData::new(xb, [chunk.len(), s.channels, s.patch, s.patch]),
             device,
         );
-        let logits = to_vec(net.forward(x, None))?;
+        let logits = to_vec(net.forward(x))?;
         let k = logits.len() / chunk.len();
         for (row, y) in logits.chunks(k).zip(&yb) {
             loss += cross_entropy(row, *y as usize);

@@ -1,7 +1,9 @@
 //! Validation of a whole experiment spec; every error names its field as a dotted path into
 //! the JSON spec, so the API can answer 400 with it.
 
-use albedo_shared::experiment::{EarlyStoppingSpec, ExperimentSpec, Mode, OptimizerSpec};
+use albedo_shared::experiment::{
+    EarlyStoppingSpec, ExperimentSpec, MAX_PREFETCH, Mode, OptimizerSpec,
+};
 use albedo_shared::protocol::TrialSpec;
 
 use crate::{TuningError, ablation, asha, space, stopping};
@@ -9,7 +11,8 @@ use crate::{TuningError, ablation, asha, space, stopping};
 /// Checks an experiment spec: a search (`params` + `optimizer`) or an ablation study
 /// (`ablation`, no `params` or `optimizer`); a name and metric; `max_trials >= 1` (and enough
 /// for an ablation plan); `parallelism >= 1` when given; the optimizer's own parameters;
-/// grids need float step counts; `bsp` mode takes neither early stopping nor ASHA.
+/// grids need float step counts; `bsp` mode takes neither early stopping nor ASHA nor
+/// prefetch; `prefetch <= MAX_PREFETCH`.
 pub fn validate_spec(spec: &ExperimentSpec) -> Result<(), TuningError> {
     if spec.name.trim().is_empty() {
         return Err(TuningError::invalid("name", "an experiment needs a name"));
@@ -28,6 +31,18 @@ pub fn validate_spec(spec: &ExperimentSpec) -> Result<(), TuningError> {
     }
     if spec.max_attempts == 0 {
         return Err(TuningError::invalid("max_attempts", "must be at least 1"));
+    }
+    if spec.prefetch > MAX_PREFETCH {
+        return Err(TuningError::invalid(
+            "prefetch",
+            format!("at most {MAX_PREFETCH} trials per slot may wait on a worker"),
+        ));
+    }
+    if spec.prefetch > 0 && spec.mode == Mode::Bsp {
+        return Err(TuningError::invalid(
+            "prefetch",
+            "bsp mode runs whole rounds: no trial may wait on a worker (prefetch must be 0)",
+        ));
     }
     validate_trial(&spec.trial)?;
     stopping::build_stopper(&spec.early_stopping, spec.direction)?;
@@ -244,6 +259,18 @@ mod tests {
                     r#", "early_stopping": {"type": "median", "interval_steps": 0}"#,
                 ),
                 "early_stopping.interval_steps",
+            ),
+            (
+                search(LR, r#"{"type": "random"}"#, r#", "prefetch": 5"#),
+                "prefetch",
+            ),
+            (
+                search(
+                    LR,
+                    r#"{"type": "random"}"#,
+                    r#", "mode": "bsp", "prefetch": 1"#,
+                ),
+                "prefetch",
             ),
             (
                 search(LR, r#"{"type": "random"}"#, r#", "parallelism": 0"#),

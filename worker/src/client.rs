@@ -289,9 +289,9 @@ async fn session(
                             return SessionEnd::Retry(why);
                         }
                     }
-                    Ok(ServerMsg::Assign { lease, trial, experiment, attempt, spec, params, resource }) => {
+                    Ok(ServerMsg::Assign { lease, trial, experiment, attempt, spec, params, resource, may_wait }) => {
                         trials.manager.assign(Assignment {
-                            lease, trial, experiment, attempt, spec, params, resource,
+                            lease, trial, experiment, attempt, spec, params, resource, may_wait,
                         });
                     }
                     Ok(ServerMsg::Continue { lease, resource }) => {

@@ -1,10 +1,11 @@
-//! Jobs: work a worker does for the server that is not a trial. Today: building a training
-//! dataset (`albedo_raster::dataset::build`) into the folder the server names.
+//! Jobs: work a worker does for the server that is not a trial: building a training dataset
+//! (`albedo_raster::dataset::build`) into the folder the server names, and classifying a
+//! product with a registered model (`crate::classify`, with the `eo-cnn` feature).
 //!
 //! A job runs on a blocking thread and takes a slot until it ends. It reports
 //! `job_progress` at most every [`PROGRESS_EVERY`], then exactly one `job_done` (with what
 //! it made) or `job_failed` (with why, including a cancel). A cancel is seen between blocks
-//! of patches.
+//! of patches (datasets) or batches of windows (classify).
 
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -70,6 +71,40 @@ fn run_blocking(
             let dataset = build(&root, &spec, &mut on_progress).map_err(|e| e.to_string())?;
             serde_json::to_value(dataset.manifest()).map_err(|e| e.to_string())
         }
-        JobSpec::Classify { .. } => Err("this worker cannot classify products yet".into()),
+        #[cfg(feature = "eo-cnn")]
+        JobSpec::Classify {
+            model_dir,
+            bands,
+            band_indices,
+            output,
+            batch,
+            device,
+        } => {
+            let spec = crate::classify::ClassifyJob {
+                model_dir: PathBuf::from(model_dir),
+                bands,
+                band_indices,
+                output: PathBuf::from(output),
+                batch,
+                device,
+            };
+            let mut last = Instant::now() - PROGRESS_EVERY;
+            let mut on_progress = |done: u64, total: u64| {
+                if cancel.load(Ordering::Relaxed) {
+                    return ControlFlow::Break(());
+                }
+                if last.elapsed() >= PROGRESS_EVERY || done == total {
+                    last = Instant::now();
+                    let _ = reports.send(WorkerMsg::JobProgress { job, done, total });
+                }
+                ControlFlow::Continue(())
+            };
+            tracing::info!(%job, output = %spec.output.display(), "classifying a product");
+            crate::classify::classify(&spec, &mut on_progress)
+        }
+        #[cfg(not(feature = "eo-cnn"))]
+        JobSpec::Classify { .. } => {
+            Err("this worker was built without the `eo-cnn` feature: it cannot classify".into())
+        }
     }
 }

@@ -13,13 +13,15 @@
 //! What it is not: no decisions (the server's driver decides which trial runs where and
 //! when to stop), no storage of its own beyond the models it saves (`--models-dir`).
 //!
-//! It also runs jobs (building a training dataset), which take a slot like a trial; see
-//! [`jobs`].
+//! It also runs jobs (building a training dataset; classifying a product with a registered
+//! model, see `classify`), which take a slot like a trial; see [`jobs`].
 //!
 //! Layout: [`devices`] (what this host offers), [`client`] (connection, heartbeats,
 //! reconnects, the queue of trial reports), [`trials`] (runners and slots), [`jobs`],
 //! [`WorkerError`].
 
+#[cfg(feature = "eo-cnn")]
+pub mod classify;
 pub mod client;
 pub mod devices;
 pub mod jobs;

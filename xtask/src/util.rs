@@ -120,3 +120,50 @@ pub fn wait_for<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Optio
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Python of a benchmark's venv at `venv` that can `import` each of `imports`, making the
+/// venv and `pip install`ing `packages` into it on first use; `Err(why)` when they cannot be
+/// installed (the benchmark then says so and runs without them).
+pub fn bench_venv(venv: &Path, imports: &str, packages: &[&str]) -> Result<PathBuf, String> {
+    let python = venv.join("bin/python");
+    let ready = |py: &Path| {
+        Command::new(py)
+            .args(["-c", &format!("import {imports}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if python.exists() && ready(&python) {
+        return Ok(python);
+    }
+    if !python.exists() {
+        let status = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(venv)
+            .status()
+            .map_err(|e| format!("python3 -m venv: {e}"))?;
+        if !status.success() {
+            return Err(format!("python3 -m venv failed ({status})"));
+        }
+    }
+    let list = packages.join(" ");
+    eprintln!("xtask: installing {list} from PyPI into {}", venv.display());
+    let out = Command::new(venv.join("bin/pip"))
+        .args(["install", "-q"])
+        .args(packages)
+        .output()
+        .map_err(|e| format!("pip: {e}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = err.lines().rev().take(3).collect();
+        return Err(format!("pip install {list} failed: {tail:?}"));
+    }
+    if !ready(&python) {
+        return Err(format!(
+            "{list} installed into {} but `import {imports}` fails",
+            venv.display()
+        ));
+    }
+    Ok(python)
+}

@@ -23,7 +23,11 @@
 //! BSP mode starts a round of as many trials as there are slots only when the previous
 //! round has ended, and never stops a trial early. A promotion (ASHA) continues the paused
 //! trial on the worker that holds it when that worker has a free slot, and re-runs it from
-//! its start elsewhere otherwise.
+//! its start elsewhere otherwise. An experiment with `prefetch` > 0 may also lease trials to
+//! workers whose slots are all busy, up to `prefetch` per slot: they wait on the worker and
+//! start the moment a slot frees (the worker reports `started`; the trial's start time is
+//! that report's), which takes the report -> commit -> assign round trip out of every
+//! trial's start.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -130,6 +134,9 @@ struct WorkerConn {
     active: HashSet<LeaseId>,
     /// Leases paused here (no slot).
     paused: HashSet<LeaseId>,
+    /// Leases of `active` assigned while every slot was busy (an experiment's `prefetch`),
+    /// waiting on the worker until it reports that they started.
+    waiting: HashSet<LeaseId>,
     /// Jobs running here (each takes a slot), known or told to cancel.
     jobs: HashSet<JobId>,
 }
@@ -138,6 +145,13 @@ impl WorkerConn {
     fn free(&self) -> usize {
         self.slots
             .saturating_sub(self.active.len() + self.jobs.len())
+    }
+
+    /// Leases it may still take for an experiment that lets `prefetch` trials per slot wait
+    /// on a worker: free slots plus room in its queue (none behind a slot running a job).
+    fn room(&self, prefetch: u32) -> usize {
+        (self.slots.saturating_sub(self.jobs.len()) * (1 + prefetch as usize))
+            .saturating_sub(self.active.len())
     }
 }
 
@@ -247,6 +261,8 @@ pub struct Core {
     job_queue: VecDeque<JobId>,
     /// Decided in this batch, sent after commit.
     outbox: Vec<(ConnId, ServerMsg)>,
+    /// Files this batch made useless (a replaced class raster), deleted after commit.
+    doomed: Vec<std::path::PathBuf>,
     events: Vec<EventRecord>,
     replies: Vec<Reply>,
 }
@@ -300,6 +316,7 @@ impl Core {
             jobs: BTreeMap::new(),
             job_queue: VecDeque::new(),
             outbox: Vec::new(),
+            doomed: Vec::new(),
             events: Vec::new(),
             replies: Vec::new(),
         };
@@ -408,6 +425,7 @@ impl Core {
                 tracing::error!(error = %e, "the engine could not store a batch: rolling back and reloading");
                 let _ = self.conn.execute_batch("ROLLBACK");
                 self.outbox.clear();
+                self.doomed.clear();
                 self.events.clear();
                 for reply in self.replies.drain(..) {
                     let why = || BackendError::Unavailable(format!("storage failed: {e}"));
@@ -446,10 +464,11 @@ impl Core {
             let mut list: Vec<RunningTrial> = w
                 .active
                 .iter()
-                .filter_map(|lease| self.leases.get(lease))
-                .map(|l| RunningTrial {
+                .filter_map(|lease| Some((self.leases.get(lease)?, w.waiting.contains(lease))))
+                .map(|(l, waiting)| RunningTrial {
                     experiment: db::experiment_id(l.seq),
                     trial: TrialId(l.trial as u64),
+                    waiting,
                 })
                 .collect();
             list.sort_by(|a, b| (&a.experiment, a.trial).cmp(&(&b.experiment, b.trial)));
@@ -459,6 +478,15 @@ impl Core {
     }
 
     fn deliver(&mut self) -> Delivery {
+        for path in self.doomed.drain(..) {
+            match std::fs::remove_file(&path) {
+                Ok(()) => tracing::info!(path = %path.display(), "removed a file no longer used"),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "could not remove a file no longer used");
+                }
+            }
+        }
         for (conn, msg) in self.outbox.drain(..) {
             if let Some(w) = self.workers.get(&conn) {
                 let _ = w.tx.send(msg);
@@ -634,6 +662,7 @@ impl Core {
             acked: 0,
             active: HashSet::new(),
             paused: HashSet::new(),
+            waiting: HashSet::new(),
             jobs: HashSet::new(),
         };
         let mut adopted = Vec::new();
@@ -651,6 +680,10 @@ impl Core {
                         w.paused.insert(lease);
                     } else {
                         w.active.insert(lease);
+                        if exp.rt[info.trial].started_ms.is_none() {
+                            // Still waiting on the worker, as far as we know.
+                            w.waiting.insert(lease);
+                        }
                     }
                     adopted.push((lease, info));
                 }
@@ -824,16 +857,38 @@ impl Core {
                         ));
                     }
                     self.job_queue.retain(|q| *q != job);
-                    db::set_job_result(&self.conn, job.0, &result)?;
-                    db::set_job_state(
+                    // Server-side completion, in this transaction (a classify job registers
+                    // its derived product); a refused result fails the job.
+                    match crate::classify::complete_job(
                         &self.conn,
-                        job.0,
-                        JobState::Finished,
-                        j.attempt,
-                        None,
-                        None,
-                    )?;
-                    tracing::info!(%job, "job finished");
+                        &j.spec,
+                        result,
+                        &mut self.doomed,
+                    ) {
+                        Ok(result) => {
+                            db::set_job_result(&self.conn, job.0, &result)?;
+                            db::set_job_state(
+                                &self.conn,
+                                job.0,
+                                JobState::Finished,
+                                j.attempt,
+                                None,
+                                None,
+                            )?;
+                            tracing::info!(%job, "job finished");
+                        }
+                        Err(reason) => {
+                            tracing::warn!(%job, %reason, "job result refused");
+                            db::set_job_state(
+                                &self.conn,
+                                job.0,
+                                JobState::Failed,
+                                j.attempt,
+                                None,
+                                Some(&reason),
+                            )?;
+                        }
+                    }
                 }
                 return Ok(());
             }
@@ -866,6 +921,7 @@ impl Core {
             {
                 w.active.remove(&lease);
                 w.paused.remove(&lease);
+                w.waiting.remove(&lease);
             }
             if matches!(msg, WorkerMsg::Paused { .. }) {
                 // Nobody will continue it: let the worker drop it.
@@ -882,7 +938,35 @@ impl Core {
         // Reports of an orphaned lease (queued on a worker while the server restarted) are
         // welcome from any connection.
         let (seq, i) = (info.seq, info.trial);
+        let ran = !matches!(msg, WorkerMsg::Stopped { .. } | WorkerMsg::Failed { .. });
+        if let Some(w) = self.workers.get_mut(&conn)
+            && w.waiting.remove(&lease)
+            && ran
+        {
+            // It waited on the worker and runs now (or already ran: its end report says how
+            // long). One stopped or refused while it waited never ran.
+            let started = match &msg {
+                WorkerMsg::Finished { duration_ms, .. } => {
+                    now_ms() - i64::try_from(*duration_ms).unwrap_or(0)
+                }
+                _ => now_ms(),
+            };
+            let exp = self.exps.get_mut(&seq).expect("known experiment");
+            exp.rt[i].started_ms = Some(started);
+            let attempt = exp.rt[i].attempt;
+            if !msg.ends_lease() {
+                self.save_trial(seq, i)?;
+            }
+            self.emit(
+                seq,
+                ExperimentEvent::TrialStarted {
+                    trial: TrialId(i as u64),
+                    attempt,
+                },
+            )?;
+        }
         match msg {
+            WorkerMsg::Started { .. } => Ok(()),
             WorkerMsg::Metric { step, values, .. } => self.metric(seq, i, lease, step, values),
             WorkerMsg::Artifact { name, uri, .. } => {
                 let exp = self.exps.get_mut(&seq).expect("known experiment");
@@ -965,6 +1049,7 @@ impl Core {
         for w in self.workers.values_mut() {
             w.active.remove(&lease);
             w.paused.remove(&lease);
+            w.waiting.remove(&lease);
         }
         let _ = conn;
         let exp = self.exps.get_mut(&seq).expect("known experiment");
@@ -1131,7 +1216,9 @@ impl Core {
         j.orphan_since = None;
         let attempt = j.attempt;
         if j.cancelled {
-            self.jobs.remove(&id);
+            if let Some(j) = self.jobs.remove(&id) {
+                crate::classify::job_ended(&self.conn, &j.spec, &mut self.doomed)?;
+            }
             db::set_job_state(
                 &self.conn,
                 id.0,
@@ -1151,7 +1238,9 @@ impl Core {
                 Some(&reason),
             )
         } else {
-            self.jobs.remove(&id);
+            if let Some(j) = self.jobs.remove(&id) {
+                crate::classify::job_ended(&self.conn, &j.spec, &mut self.doomed)?;
+            }
             let why = format!("{reason}; gave up after {attempt} attempt(s)");
             db::set_job_state(
                 &self.conn,
@@ -1176,7 +1265,9 @@ impl Core {
         if let Some(pos) = self.job_queue.iter().position(|q| *q == id) {
             self.job_queue.remove(pos);
             let attempt = j.attempt;
-            self.jobs.remove(&id);
+            if let Some(j) = self.jobs.remove(&id) {
+                crate::classify::job_ended(&self.conn, &j.spec, &mut self.doomed)?;
+            }
             return db::set_job_state(
                 &self.conn,
                 id.0,
@@ -1344,6 +1435,18 @@ impl Core {
             .map(|(c, _)| *c)
     }
 
+    /// Where the next trial of an experiment with `prefetch` goes: the worker with the most
+    /// free slots, else (prefetch > 0) the one with the most room in its queue.
+    fn conn_for(&self, prefetch: u32) -> Option<ConnId> {
+        self.free_conn().or_else(|| {
+            self.workers
+                .iter()
+                .filter(|(_, w)| w.room(prefetch) > 0)
+                .max_by_key(|(c, w)| (w.room(prefetch), std::cmp::Reverse(**c)))
+                .map(|(c, _)| *c)
+        })
+    }
+
     fn total_slots(&self) -> usize {
         self.workers.values().map(|w| w.slots).sum()
     }
@@ -1353,8 +1456,30 @@ impl Core {
         self.dispatch_jobs()?;
         let seqs: Vec<i64> = self.exps.keys().copied().collect();
         let total_slots = self.total_slots();
+        // Trials may wait on busy workers only while no job and no older experiment waits
+        // for a slot: a worker's queue then drains, and its next free slot goes to them.
+        let mut may_queue = self.job_queue.is_empty();
         for &seq in &seqs {
-            while let Some(conn) = self.free_conn() {
+            let prefetch = if may_queue {
+                self.exps[&seq].spec.prefetch
+            } else {
+                0
+            };
+            loop {
+                let Some(conn) = self.conn_for(prefetch) else {
+                    // Out of slots: does this experiment still want one?
+                    let exp = &self.exps[&seq];
+                    let limit = exp.spec.parallelism.map_or(usize::MAX, |p| p as usize);
+                    let between_rounds =
+                        exp.spec.mode == Mode::Bsp && exp.round_left == 0 && !exp.active.is_empty();
+                    if exp.state == ExperimentState::Running
+                        && exp.active.len() < limit
+                        && !between_rounds
+                    {
+                        may_queue = false;
+                    }
+                    break;
+                };
                 let exp = self.exps.get_mut(&seq).expect("known experiment");
                 if exp.state != ExperimentState::Running {
                     break;
@@ -1441,15 +1566,17 @@ impl Core {
         Ok(i)
     }
 
-    /// Starts a run of trial `i` on `conn` under a new lease.
+    /// Starts a run of trial `i` on `conn` under a new lease (a run that waits on the worker
+    /// when every slot there is busy).
     fn lease(&mut self, seq: i64, i: usize, conn: ConnId) -> Result<(), BackendError> {
         let lease = LeaseId(self.next_lease);
         self.next_lease += 1;
-        self.workers
-            .get_mut(&conn)
-            .expect("free connection")
-            .active
-            .insert(lease);
+        let w = self.workers.get_mut(&conn).expect("free connection");
+        let waits = w.free() == 0;
+        if waits {
+            w.waiting.insert(lease);
+        }
+        w.active.insert(lease);
         self.leases.insert(
             lease,
             LeaseInfo {
@@ -1463,7 +1590,7 @@ impl Core {
         let rt = &mut exp.rt[i];
         rt.attempt += 1;
         rt.lease = Some(lease);
-        rt.started_ms = Some(now_ms());
+        rt.started_ms = (!waits).then(now_ms);
         let t = &exp.history[i];
         let order = ServerMsg::Assign {
             lease,
@@ -1473,18 +1600,20 @@ impl Core {
             spec: exp.spec.trial.clone(),
             params: t.params.clone(),
             resource: t.resource,
+            may_wait: waits,
         };
-        self.start_run(seq, i, conn, order)
+        self.start_run(seq, i, conn, order, waits)
     }
 
-    /// Trial `i` runs now on `conn`, which `order` (an assign or a continue) tells: marks it
-    /// running, stores it and says so.
+    /// Trial `i` runs now on `conn` (or waits there for a slot), which `order` (an assign
+    /// or a continue) tells: marks it running, stores it and says so.
     fn start_run(
         &mut self,
         seq: i64,
         i: usize,
         conn: ConnId,
         order: ServerMsg,
+        waiting: bool,
     ) -> Result<(), BackendError> {
         let w = &self.workers[&conn];
         let (worker, worker_name) = (w.worker_id.clone(), w.name.clone());
@@ -1505,6 +1634,7 @@ impl Core {
                 worker_name,
                 attempt,
                 resource,
+                waiting,
             },
         )
     }
@@ -1532,7 +1662,7 @@ impl Core {
                     lease,
                     resource: Some(resource),
                 };
-                self.start_run(seq, i, holder, order)
+                self.start_run(seq, i, holder, order, false)
             }
             other => {
                 if let Some((lease, _)) = other {
@@ -1711,6 +1841,102 @@ mod tests {
             let trials = db::list_trials(&core.conn, seq).expect("trials");
             assert!(trials.iter().all(|t| t.state == TrialState::Finished));
         }
+    }
+
+    #[test]
+    fn prefetch_leases_a_waiting_trial_per_slot_and_times_it_from_its_start() {
+        let mut core = core(Duration::from_secs(60));
+        let mut rx = connect(&mut core, 1, 2);
+        let seq = create(
+            &mut core,
+            serde_json::json!({"max_trials": 6, "prefetch": 1}),
+        );
+        // Two slots, one waiting trial per slot: four leases at once, no more.
+        let (first, _) = orders(&mut rx);
+        assert_eq!(first.len(), 4, "{first:?}");
+        let trials = db::list_trials(&core.conn, seq).expect("trials");
+        let started = |t: u64| trials[t as usize].started_ms;
+        assert!(started(first[0].1).is_some() && started(first[1].1).is_some());
+        assert!(started(first[2].1).is_none() && started(first[3].1).is_none());
+        // One ends and a waiting one starts on the worker: one more lease keeps the queue full.
+        finish(&mut core, 1, first[0].0, 0.5);
+        report(&mut core, 1, vec![WorkerMsg::Started { lease: first[2].0 }]);
+        let (next, _) = orders(&mut rx);
+        assert_eq!(next.len(), 1, "{next:?}");
+        let trials = db::list_trials(&core.conn, seq).expect("trials");
+        assert!(trials[first[2].1 as usize].started_ms.is_some());
+        assert!(trials[next[0].1 as usize].started_ms.is_none());
+        // A cancel stops waiting trials like running ones.
+        let (reply, mut answer) = oneshot::channel();
+        core.handle_batch(vec![Cmd::Cancel { seq, reply }]);
+        assert!(answer.try_recv().is_ok());
+        let mut stops = 0;
+        while let Ok(msg) = rx.try_recv() {
+            stops += usize::from(matches!(msg, ServerMsg::Stop { .. }));
+        }
+        assert_eq!(
+            stops, 4,
+            "three running or waiting from the start, one leased since"
+        );
+    }
+
+    #[test]
+    fn prefetch_yields_to_a_waiting_job_and_to_older_experiments() {
+        let mut core = core(Duration::from_secs(60));
+        let mut rx = connect(&mut core, 1, 1);
+        let older = create(&mut core, serde_json::json!({"max_trials": 3}));
+        let (a, _) = orders(&mut rx);
+        assert_eq!(a.len(), 1, "the older experiment takes the one slot");
+        // A newer sweep with prefetch may not queue behind the older one's next trial.
+        let newer = create(
+            &mut core,
+            serde_json::json!({"max_trials": 6, "prefetch": 1}),
+        );
+        assert!(orders(&mut rx).0.is_empty());
+        finish(&mut core, 1, a[0].0, 0.5);
+        let (b, _) = orders(&mut rx);
+        assert_eq!(b.len(), 1);
+        let trials_of = |seq: i64, core: &Core| db::list_trials(&core.conn, seq).unwrap().len();
+        assert_eq!(
+            trials_of(older, &core),
+            2,
+            "the free slot went to the older experiment"
+        );
+        assert_eq!(trials_of(newer, &core), 0);
+        // The older one runs out of trials: now the sweep queues one behind the running one.
+        finish(&mut core, 1, b[0].0, 0.5);
+        let (c, _) = orders(&mut rx);
+        finish(&mut core, 1, c[0].0, 0.5);
+        let (d, _) = orders(&mut rx);
+        assert_eq!(trials_of(older, &core), 3);
+        assert_eq!(d.len(), 2, "one running, one waiting: {d:?}");
+        // A job arrives: the sweep stops queueing, and the job gets the slot that frees once
+        // the waiting trial has run.
+        let (reply, _job) = oneshot::channel();
+        core.handle_batch(vec![Cmd::CreateJob {
+            kind: "build_dataset".into(),
+            spec: JobSpec::BuildDataset {
+                root: "/tmp/x".into(),
+                spec: serde_json::json!({}),
+            },
+            reply,
+        }]);
+        finish(&mut core, 1, d[0].0, 0.5);
+        report(&mut core, 1, vec![WorkerMsg::Started { lease: d[1].0 }]);
+        let jobs = |rx: &mut mpsc::UnboundedReceiver<ServerMsg>| {
+            let mut n = (0, 0);
+            while let Ok(msg) = rx.try_recv() {
+                match msg {
+                    ServerMsg::Assign { .. } => n.0 += 1,
+                    ServerMsg::Job { .. } => n.1 += 1,
+                    _ => {}
+                }
+            }
+            n
+        };
+        assert_eq!(jobs(&mut rx), (0, 0), "no trial queued while the job waits");
+        finish(&mut core, 1, d[1].0, 0.5);
+        assert_eq!(jobs(&mut rx), (0, 1), "the job runs next");
     }
 
     #[test]

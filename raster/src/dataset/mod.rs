@@ -57,7 +57,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use features::{ChannelPlan, FEATURES, Feature, normalized_difference};
-pub use grid::Resampling;
+pub use grid::{BandFile, GridReader, Resampling, WindowData};
 pub use labels::{ClassDef, ClassMapping, MAX_CLASSES};
 pub use split::{ChannelStats, Split};
 pub use store::{

@@ -11,7 +11,8 @@
 //!   ratios to BSP, best metrics, and `engine_efficiency` = the ideal wall of the median-rule
 //!   run (computed in-process by `albedo_tuning::sim` for the same trials, zero overhead)
 //!   over the measured one.
-//! - `overhead`: 2000 trials of 50 ms on 32 slots against total work / slots.
+//! - `overhead`: 2000 trials of 50 ms on 32 slots against total work / slots, with
+//!   `prefetch: 1` (the sweep's setting) and without.
 //! - `scaling`: 256 trials of 200 ms on 1..64 slots; speedup over 1 slot divided by slots.
 //! - `ingest`: metric reports per second stored and streamed (SSE) by the server.
 //!
@@ -273,18 +274,26 @@ fn maggy(c: &mut Cluster) {
     }
 }
 
+/// 2000 trials of 50 ms on 32 slots, as a throughput-bound sweep runs them (`prefetch: 1`:
+/// a worker holds the next trial of each slot, so no round trip to the server sits between
+/// two trials), and, for comparison, with every trial assigned only to a free slot.
 fn overhead(c: &mut Cluster) {
     c.slots(32);
-    let s = spec("overhead", 2000, 1, Some(50), json!({}));
-    let run = c.run(&s, Duration::from_secs(300));
-    assert_eq!(run.count("finished"), 2000, "every trial finishes");
     let ideal = 2000.0 * 0.050 / 32.0;
-    line("overhead_wall_secs", format!("{:.3}", run.wall_secs));
     line("overhead_ideal_secs", format!("{ideal:.3}"));
-    line(
-        "scheduler_overhead_pct",
-        format!("{:.2}", (run.wall_secs / ideal - 1.0) * 100.0),
-    );
+    for (suffix, extra) in [("_no_prefetch", json!({})), ("", json!({"prefetch": 1}))] {
+        let s = spec(&format!("overhead{suffix}"), 2000, 1, Some(50), extra);
+        let run = c.run(&s, Duration::from_secs(300));
+        assert_eq!(run.count("finished"), 2000, "every trial finishes");
+        line(
+            &format!("overhead_wall_secs{suffix}"),
+            format!("{:.3}", run.wall_secs),
+        );
+        line(
+            &format!("scheduler_overhead_pct{suffix}"),
+            format!("{:.2}", (run.wall_secs / ideal - 1.0) * 100.0),
+        );
+    }
 }
 
 fn scaling(c: &mut Cluster) {

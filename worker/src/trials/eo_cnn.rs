@@ -348,6 +348,7 @@ mod tests {
                 threads: Some(1),
             },
             params: serde_json::from_value::<Params>(params).unwrap(),
+            may_wait: false,
             resource,
         }
     }

@@ -1,4 +1,6 @@
-//! Trial runners: one tokio task per lease, up to the worker's slots at once.
+//! Trial runners: one tokio task per lease, up to the worker's slots at once; leases
+//! assigned while every slot is busy (the experiment's `prefetch`) wait in a queue, in the
+//! order they came, and start the moment a slot frees (each reports `started` then).
 //!
 //! The connection task hands each [`ServerMsg::Assign`] / `Continue` / `Stop` to a
 //! [`TrialManager`]; every runner reports [`WorkerMsg`]s (metric, paused, finished, failed,
@@ -16,13 +18,13 @@ pub mod command;
 pub mod eo_cnn;
 pub mod synthetic;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::mpsc;
 
-use albedo_shared::experiment::{Params, TrialId};
+use albedo_shared::experiment::{MAX_PREFETCH, Params, TrialId};
 use albedo_shared::protocol::{JobId, JobSpec, LeaseId, TrialSpec, WorkerMsg};
 
 pub use synthetic::{SyntheticParams, synthetic_curve, synthetic_seed};
@@ -44,6 +46,8 @@ pub struct Assignment {
     pub params: Params,
     /// Step to pause at; `None` runs to the end.
     pub resource: Option<u32>,
+    /// It may wait here for a slot (the server knew every slot was busy).
+    pub may_wait: bool,
 }
 
 /// An order to a running trial.
@@ -119,12 +123,14 @@ pub async fn run_trial(
 }
 
 /// The trials running on this worker, by lease. A paused trial (ASHA's rung) keeps its
-/// runner, waiting for continue or stop, but takes no slot.
+/// runner, waiting for continue or stop, but takes no slot. Leases assigned while every slot
+/// is busy wait in `queued` (at most [`MAX_PREFETCH`] per slot).
 #[derive(Debug)]
 pub struct TrialManager {
     slots: usize,
     running: HashMap<LeaseId, mpsc::UnboundedSender<Control>>,
     paused: HashSet<LeaseId>,
+    queued: VecDeque<Assignment>,
     jobs: HashMap<JobId, Arc<AtomicBool>>,
     reports: mpsc::UnboundedSender<WorkerMsg>,
 }
@@ -136,16 +142,35 @@ impl TrialManager {
             slots: slots.max(1) as usize,
             running: HashMap::new(),
             paused: HashSet::new(),
+            queued: VecDeque::new(),
             jobs: HashMap::new(),
             reports,
         }
     }
 
-    /// Forgets the leases whose runner has returned.
+    /// Forgets the leases whose runner has returned, and starts queued leases on the slots
+    /// that frees (and on any other free slot).
     fn prune(&mut self) {
         self.running.retain(|_, tx| !tx.is_closed());
         let running = &self.running;
         self.paused.retain(|l| running.contains_key(l));
+        self.start_queued();
+    }
+
+    /// Starts queued leases while a slot is free; each reports `started`.
+    fn start_queued(&mut self) {
+        while self.in_use() < self.slots {
+            let Some(a) = self.queued.pop_front() else {
+                return;
+            };
+            let _ = self.reports.send(WorkerMsg::Started { lease: a.lease });
+            self.spawn(a);
+        }
+    }
+
+    /// Slots in use, without pruning.
+    fn in_use(&self) -> usize {
+        self.running.len() - self.paused.len() + self.jobs.len()
     }
 
     /// Number of trials running (or paused) now.
@@ -154,10 +179,15 @@ impl TrialManager {
         self.running.len()
     }
 
+    /// Number of leases waiting for a slot.
+    pub fn queued(&self) -> usize {
+        self.queued.len()
+    }
+
     /// Number of slots in use: running trials (not paused ones) and jobs.
     pub fn busy(&mut self) -> usize {
         self.prune();
-        self.running.len() - self.paused.len() + self.jobs.len()
+        self.in_use()
     }
 
     /// The jobs running here.
@@ -195,10 +225,11 @@ impl TrialManager {
         }
     }
 
-    /// The leases running or paused here (what a hello lists after a reconnect).
+    /// The leases running, paused or queued here (what a hello lists after a reconnect).
     pub fn leases(&mut self) -> Vec<LeaseId> {
         self.prune();
         let mut out: Vec<LeaseId> = self.running.keys().copied().collect();
+        out.extend(self.queued.iter().map(|a| a.lease));
         out.sort();
         out
     }
@@ -220,27 +251,46 @@ impl TrialManager {
                     self.running.remove(&lease);
                 }
             }
-            _ => {}
+            _ => return,
         }
+        self.start_queued();
     }
 
-    /// Starts a runner for `a` (must be called within a tokio runtime). A lease already
-    /// running is ignored (a duplicate assign); an assign beyond the slots is answered
-    /// `failed` at once, so that the server can lease the trial elsewhere.
+    /// Starts a runner for `a` (must be called within a tokio runtime), or queues it while
+    /// every slot is busy if it may wait. A lease already here is ignored (a duplicate
+    /// assign); an assign beyond the slots that may not wait, or beyond the queue, is
+    /// answered `failed` at once, so that the server can lease the trial elsewhere.
     pub fn assign(&mut self, a: Assignment) {
         self.prune();
-        if self.running.contains_key(&a.lease) {
-            tracing::warn!(lease = %a.lease, "ignoring a second assign of a running lease");
+        if self.running.contains_key(&a.lease) || self.queued.iter().any(|q| q.lease == a.lease) {
+            tracing::warn!(lease = %a.lease, "ignoring a second assign of a lease");
             return;
         }
-        if self.busy() >= self.slots {
-            let reason = format!("worker has no free slot ({} in use)", self.busy());
-            let _ = self.reports.send(WorkerMsg::Failed {
-                lease: a.lease,
-                reason,
-            });
+        if self.in_use() >= self.slots {
+            if !a.may_wait || self.queued.len() >= self.slots * MAX_PREFETCH as usize {
+                let reason = if a.may_wait {
+                    format!(
+                        "worker has no free slot ({} in use) and {} trials wait already",
+                        self.in_use(),
+                        self.queued.len()
+                    )
+                } else {
+                    format!("worker has no free slot ({} in use)", self.in_use())
+                };
+                let _ = self.reports.send(WorkerMsg::Failed {
+                    lease: a.lease,
+                    reason,
+                });
+            } else {
+                tracing::debug!(lease = %a.lease, trial = %a.trial, "trial queued");
+                self.queued.push_back(a);
+            }
             return;
         }
+        self.spawn(a);
+    }
+
+    fn spawn(&mut self, a: Assignment) {
         let (tx, rx) = mpsc::unbounded_channel();
         self.running.insert(a.lease, tx);
         tracing::info!(lease = %a.lease, trial = %a.trial, experiment = %a.experiment, "trial started");
@@ -248,9 +298,17 @@ impl TrialManager {
     }
 
     /// Passes `control` to the runner of `lease`. Returns false if no such lease runs here
-    /// (it has ended, or never ran on this worker).
+    /// (it has ended, or never ran on this worker). A queued lease told to stop leaves the
+    /// queue and reports `stopped` at step 0.
     pub fn control(&mut self, lease: LeaseId, control: Control) -> bool {
         self.prune();
+        if let Some(at) = self.queued.iter().position(|q| q.lease == lease) {
+            if control == Control::Stop {
+                self.queued.remove(at);
+                let _ = self.reports.send(WorkerMsg::Stopped { lease, step: 0 });
+            }
+            return true;
+        }
         match self.running.get(&lease) {
             Some(tx) => {
                 if matches!(control, Control::Continue(_)) {
@@ -260,5 +318,121 @@ impl TrialManager {
             }
             None => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn synthetic(lease: u64, step_ms: f64) -> Assignment {
+        Assignment {
+            lease: LeaseId(lease),
+            trial: TrialId(lease),
+            experiment: "e1".into(),
+            attempt: 1,
+            spec: TrialSpec::Synthetic {
+                steps: 2,
+                seed: 1,
+                step_ms: Some(step_ms),
+            },
+            params: [
+                ("lr".to_string(), serde_json::json!(0.01)),
+                ("width".to_string(), serde_json::json!(32)),
+                ("dropout".to_string(), serde_json::json!(0.2)),
+            ]
+            .into(),
+            resource: None,
+            may_wait: true,
+        }
+    }
+
+    /// Feeds reports through the manager as the connection task does, until `n` lease ends.
+    async fn drain(
+        m: &mut TrialManager,
+        rx: &mut mpsc::UnboundedReceiver<WorkerMsg>,
+        n: usize,
+    ) -> Vec<WorkerMsg> {
+        let mut out = Vec::new();
+        let mut ends = 0;
+        while ends < n {
+            let msg = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+                .await
+                .expect("a report in time")
+                .expect("open channel");
+            m.observe(&msg);
+            ends += usize::from(msg.ends_lease());
+            out.push(msg);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_lease_beyond_the_slots_waits_and_starts_when_a_slot_frees() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut m = TrialManager::new(1, tx);
+        m.assign(synthetic(1, 5.0));
+        m.assign(synthetic(2, 5.0));
+        m.assign(synthetic(3, 5.0));
+        assert_eq!((m.busy(), m.queued()), (1, 2));
+        assert_eq!(m.leases(), vec![LeaseId(1), LeaseId(2), LeaseId(3)]);
+        // The third is stopped while it waits: it never runs.
+        assert!(m.control(LeaseId(3), Control::Stop));
+        let reports = drain(&mut m, &mut rx, 3).await;
+        let kinds: Vec<(u64, &str)> = reports
+            .iter()
+            .map(|r| {
+                let kind = match r {
+                    WorkerMsg::Started { .. } => "started",
+                    WorkerMsg::Metric { .. } => "metric",
+                    WorkerMsg::Finished { .. } => "finished",
+                    WorkerMsg::Stopped { step: 0, .. } => "stopped",
+                    other => panic!("unexpected {other:?}"),
+                };
+                (r.lease().expect("lease").0, kind)
+            })
+            .collect();
+        let first_end = kinds
+            .iter()
+            .position(|k| *k == (1, "finished"))
+            .expect("1 ends");
+        let started = kinds
+            .iter()
+            .position(|k| *k == (2, "started"))
+            .expect("2 starts");
+        assert!(first_end < started, "{kinds:?}");
+        assert!(kinds.contains(&(3, "stopped")), "{kinds:?}");
+        assert!(!kinds.contains(&(3, "metric")), "{kinds:?}");
+        assert_eq!(kinds.last(), Some(&(2, "finished")), "{kinds:?}");
+        assert_eq!((m.busy(), m.queued()), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn the_queue_is_bounded() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut m = TrialManager::new(1, tx);
+        for lease in 0..=u64::from(MAX_PREFETCH) + 1 {
+            m.assign(synthetic(lease, 1000.0));
+        }
+        assert_eq!(m.queued(), MAX_PREFETCH as usize);
+        let msg = rx.recv().await.expect("a report");
+        assert!(
+            matches!(&msg, WorkerMsg::Failed { lease, reason } if lease.0 == u64::from(MAX_PREFETCH) + 1 && reason.contains("wait")),
+            "{msg:?}"
+        );
+        // One that may not wait is refused on a busy worker, whatever room the queue has.
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut m = TrialManager::new(1, tx);
+        m.assign(synthetic(1, 1000.0));
+        m.assign(Assignment {
+            may_wait: false,
+            ..synthetic(2, 1000.0)
+        });
+        assert_eq!(m.queued(), 0);
+        let msg = rx.recv().await.expect("a report");
+        assert!(
+            matches!(&msg, WorkerMsg::Failed { lease: LeaseId(2), reason } if reason.contains("no free slot")),
+            "{msg:?}"
+        );
     }
 }
