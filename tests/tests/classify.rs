@@ -13,7 +13,7 @@ use albedo_shared::catalog::Dtype;
 use albedo_shared::rasterwire::RasterHeader;
 use albedo_system_tests::{
     albedo, ben_classes, build_dataset, eo_cnn_grid, get_json, post, repo_root, run_experiment,
-    serve_with, tokens, wait_until, worker,
+    serve_with, tokens, wait_job, wait_until, worker,
 };
 use serde_json::{Value, json};
 
@@ -390,12 +390,7 @@ fn a_registered_model_classifies_a_product_into_a_derived_product() {
     let again = serde_json::from_str::<Value>(&body).expect("json")["id"]
         .as_u64()
         .expect("id");
-    wait_until(Duration::from_secs(120), "a re-run finishes", || {
-        let j = get_json(&addr, &format!("/api/jobs/{again}"));
-        assert_ne!(j["state"], "failed", "{j}");
-        j["state"] == "finished"
-    });
-    let rerun = get_json(&addr, &format!("/api/jobs/{again}"));
+    let rerun = wait_job(&addr, again, Duration::from_secs(120));
     assert_eq!(
         rerun["result"]["product"],
         did.as_str(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use albedo_system_tests::{
     ben_classes, eo_cnn_grid, get, get_json, post, repo_root, run_experiment, serve_with, tokens,
-    wait_until, worker,
+    wait_job, worker,
 };
 use serde_json::{Value, json};
 
@@ -103,12 +103,7 @@ fn a_worker_builds_a_dataset_that_the_api_lists() {
     let id = serde_json::from_str::<Value>(&body).expect("json")["id"]
         .as_u64()
         .expect("id");
-    wait_until(Duration::from_secs(60), "the dataset is built", || {
-        let j = get_json(&addr, &format!("/api/jobs/{id}"));
-        assert_ne!(j["state"], "failed", "{j}");
-        j["state"] == "finished"
-    });
-    let job = get_json(&addr, &format!("/api/jobs/{id}"));
+    let job = wait_job(&addr, id, Duration::from_secs(60));
     assert_eq!(job["worker"], "builder");
     assert!(job["total"].as_u64().unwrap_or(0) > 0, "{job}");
     assert_eq!(job["done"], job["total"]);
