@@ -40,7 +40,10 @@ struct Cli {
     trainer_threads: Option<u32>,
 }
 
-#[tokio::main]
+// One thread for the async part: it only moves small messages and waits on timers, and a
+// runner woken by its timer then runs at once, with no hand-over to another thread (heavy
+// work, training and classification, runs on blocking threads).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -31,7 +31,7 @@ use tokio::time::Instant;
 use albedo_shared::experiment::Params;
 use albedo_shared::protocol::WorkerMsg;
 
-use super::{Assignment, Control};
+use super::{Assignment, Control, Reporter};
 
 /// Lines of stderr kept for a failure reason.
 pub const STDERR_TAIL_LINES: usize = 20;
@@ -144,7 +144,7 @@ pub(crate) async fn run(
     working_dir: Option<&str>,
     grace_ms: u64,
     control: &mut mpsc::UnboundedReceiver<Control>,
-    reports: &mpsc::UnboundedSender<WorkerMsg>,
+    reports: &Reporter,
 ) {
     let lease = a.lease;
     let started = Instant::now();

@@ -25,7 +25,7 @@ use albedo_shared::protocol::WorkerMsg;
 use albedo_trainer::{Compute, Progress, TrainConfig, TrainerError};
 use tokio::sync::mpsc;
 
-use super::{Assignment, Control};
+use super::{Assignment, Control, Reporter};
 
 /// What the worker process gives every `eo_cnn` trial unless its spec says otherwise.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -117,7 +117,7 @@ pub(crate) async fn run(
     a: &Assignment,
     spec: EoCnnSpec<'_>,
     control: &mut mpsc::UnboundedReceiver<Control>,
-    reports: &mpsc::UnboundedSender<WorkerMsg>,
+    reports: &Reporter,
 ) {
     let lease = a.lease;
     let fail = |reason: String| {

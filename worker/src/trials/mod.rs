@@ -1,6 +1,8 @@
-//! Trial runners: one tokio task per lease, up to the worker's slots at once; leases
+//! Trial runners: one tokio task per busy slot, up to the worker's slots at once; leases
 //! assigned while every slot is busy (the experiment's `prefetch`) wait in a queue, in the
-//! order they came, and start the moment a slot frees (each reports `started` then).
+//! order they came, and start the moment a slot frees (each reports `started` then). A
+//! runner that ends its lease takes the next queued lease itself, in the same task, in the
+//! instant its end report leaves: no hop through the connection task between two trials.
 //!
 //! The connection task hands each [`ServerMsg::Assign`] / `Continue` / `Stop` to a
 //! [`TrialManager`]; every runner reports [`WorkerMsg`]s (metric, paused, finished, failed,
@@ -19,8 +21,8 @@ pub mod eo_cnn;
 pub mod synthetic;
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::mpsc;
 
@@ -63,16 +65,82 @@ pub enum Control {
 /// ends the trial without a report (a command's program is killed).
 pub async fn run_trial(
     a: Assignment,
-    mut control: mpsc::UnboundedReceiver<Control>,
+    control: mpsc::UnboundedReceiver<Control>,
     reports: mpsc::UnboundedSender<WorkerMsg>,
 ) {
+    run_one(
+        a,
+        control,
+        &Reporter {
+            tx: reports,
+            slot: None,
+        },
+    )
+    .await;
+}
+
+/// Where a runner's reports go: the connection's channel and, for a runner of a
+/// [`TrialManager`], its slot's bookkeeping: the report that ends a lease frees the slot
+/// before it leaves (so that the server, told by it, finds the slot free) and hands the slot
+/// to the next queued lease, which this runner's task then runs.
+#[derive(Debug)]
+pub(crate) struct Reporter {
+    tx: mpsc::UnboundedSender<WorkerMsg>,
+    slot: Option<Handoff>,
+}
+
+#[derive(Debug)]
+struct Handoff {
+    state: Arc<Mutex<State>>,
+    next: Mutex<Option<Started>>,
+}
+
+impl Reporter {
+    /// Sends `msg` to the connection (an error only once the connection's side is gone).
+    pub(crate) fn send(&self, msg: WorkerMsg) -> Result<(), mpsc::error::SendError<WorkerMsg>> {
+        let (Some(slot), Some(lease)) = (&self.slot, msg.lease().filter(|_| msg.ends_lease()))
+        else {
+            return self.tx.send(msg);
+        };
+        let next = lock(&slot.state).release(lease);
+        let sent = self.tx.send(msg);
+        if let Some(next) = next {
+            let _ = self.tx.send(WorkerMsg::Started {
+                lease: next.assignment.lease,
+            });
+            *lock(&slot.next) = Some(next);
+        }
+        sent
+    }
+
+    /// The lease handed to this runner's slot when its last lease ended, if any.
+    fn take_next(&self) -> Option<Started> {
+        self.slot.as_ref().and_then(|s| lock(&s.next).take())
+    }
+}
+
+/// Runs `first`, then every lease its slot is handed as each ends (see [`Reporter`]).
+async fn run_slot(first: Started, reports: Reporter) {
+    let mut next = Some(first);
+    while let Some(Started {
+        assignment,
+        control,
+    }) = next
+    {
+        tracing::info!(lease = %assignment.lease, trial = %assignment.trial, experiment = %assignment.experiment, "trial started");
+        run_one(assignment, control, &reports).await;
+        next = reports.take_next();
+    }
+}
+
+async fn run_one(a: Assignment, mut control: mpsc::UnboundedReceiver<Control>, reports: &Reporter) {
     match &a.spec {
         TrialSpec::Synthetic {
             steps,
             seed,
             step_ms,
         } => {
-            synthetic::run(&a, *steps, *seed, *step_ms, &mut control, &reports).await;
+            synthetic::run(&a, *steps, *seed, *step_ms, &mut control, reports).await;
         }
         TrialSpec::Command {
             program,
@@ -89,7 +157,7 @@ pub async fn run_trial(
                 working_dir.as_deref(),
                 *grace_ms,
                 &mut control,
-                &reports,
+                reports,
             )
             .await;
         }
@@ -110,7 +178,7 @@ pub async fn run_trial(
                 models_dir: models_dir.as_deref(),
                 threads: *threads,
             };
-            eo_cnn::run(&a, spec, &mut control, &reports).await;
+            eo_cnn::run(&a, spec, &mut control, reports).await;
         }
         #[cfg(not(feature = "eo-cnn"))]
         TrialSpec::EoCnn { .. } => {
@@ -122,16 +190,74 @@ pub async fn run_trial(
     }
 }
 
-/// The trials running on this worker, by lease. A paused trial (ASHA's rung) keeps its
-/// runner, waiting for continue or stop, but takes no slot. Leases assigned while every slot
-/// is busy wait in `queued` (at most [`MAX_PREFETCH`] per slot).
+/// Locks `m`, whatever a panicking holder left (every update below is a whole step).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A lease on its way to a slot, with the receiving end of its control channel.
 #[derive(Debug)]
-pub struct TrialManager {
+struct Started {
+    assignment: Assignment,
+    control: mpsc::UnboundedReceiver<Control>,
+}
+
+/// What the slots hold, shared by the manager (the connection task) and the runners.
+#[derive(Debug)]
+struct State {
     slots: usize,
     running: HashMap<LeaseId, mpsc::UnboundedSender<Control>>,
     paused: HashSet<LeaseId>,
     queued: VecDeque<Assignment>,
     jobs: HashMap<JobId, Arc<AtomicBool>>,
+}
+
+impl State {
+    /// Slots in use: running trials (not paused ones) and jobs.
+    fn in_use(&self) -> usize {
+        self.running.len() - self.paused.len() + self.jobs.len()
+    }
+
+    /// Forgets the leases whose runner has returned without an end report.
+    fn prune(&mut self) {
+        self.running.retain(|_, tx| !tx.is_closed());
+        let running = &self.running;
+        self.paused.retain(|l| running.contains_key(l));
+    }
+
+    /// Registers `a` as running and returns it with its control receiver.
+    fn start(&mut self, a: Assignment) -> Started {
+        let (tx, control) = mpsc::unbounded_channel();
+        self.running.insert(a.lease, tx);
+        Started {
+            assignment: a,
+            control,
+        }
+    }
+
+    /// The next queued lease, moved onto a free slot, if there are both.
+    fn take_queued(&mut self) -> Option<Started> {
+        if self.in_use() >= self.slots {
+            return None;
+        }
+        let a = self.queued.pop_front()?;
+        Some(self.start(a))
+    }
+
+    /// Frees the slot of `lease` (ended) and hands it to the next queued lease, if any.
+    fn release(&mut self, lease: LeaseId) -> Option<Started> {
+        self.paused.remove(&lease);
+        self.running.remove(&lease);
+        self.take_queued()
+    }
+}
+
+/// The trials running on this worker, by lease. A paused trial (ASHA's rung) keeps its
+/// runner, waiting for continue or stop, but takes no slot. Leases assigned while every slot
+/// is busy wait in a queue (at most [`MAX_PREFETCH`] per slot).
+#[derive(Debug)]
+pub struct TrialManager {
+    state: Arc<Mutex<State>>,
     reports: mpsc::UnboundedSender<WorkerMsg>,
 }
 
@@ -139,60 +265,57 @@ impl TrialManager {
     /// A manager of `slots` slots whose runners report into `reports`.
     pub fn new(slots: u32, reports: mpsc::UnboundedSender<WorkerMsg>) -> Self {
         Self {
-            slots: slots.max(1) as usize,
-            running: HashMap::new(),
-            paused: HashSet::new(),
-            queued: VecDeque::new(),
-            jobs: HashMap::new(),
+            state: Arc::new(Mutex::new(State {
+                slots: slots.max(1) as usize,
+                running: HashMap::new(),
+                paused: HashSet::new(),
+                queued: VecDeque::new(),
+                jobs: HashMap::new(),
+            })),
             reports,
         }
     }
 
     /// Forgets the leases whose runner has returned, and starts queued leases on the slots
     /// that frees (and on any other free slot).
-    fn prune(&mut self) {
-        self.running.retain(|_, tx| !tx.is_closed());
-        let running = &self.running;
-        self.paused.retain(|l| running.contains_key(l));
+    fn prune(&self) {
+        lock(&self.state).prune();
         self.start_queued();
     }
 
     /// Starts queued leases while a slot is free; each reports `started`.
-    fn start_queued(&mut self) {
-        while self.in_use() < self.slots {
-            let Some(a) = self.queued.pop_front() else {
+    fn start_queued(&self) {
+        loop {
+            let Some(next) = lock(&self.state).take_queued() else {
                 return;
             };
-            let _ = self.reports.send(WorkerMsg::Started { lease: a.lease });
-            self.spawn(a);
+            let _ = self.reports.send(WorkerMsg::Started {
+                lease: next.assignment.lease,
+            });
+            self.spawn(next);
         }
-    }
-
-    /// Slots in use, without pruning.
-    fn in_use(&self) -> usize {
-        self.running.len() - self.paused.len() + self.jobs.len()
     }
 
     /// Number of trials running (or paused) now.
     pub fn running(&mut self) -> usize {
         self.prune();
-        self.running.len()
+        lock(&self.state).running.len()
     }
 
     /// Number of leases waiting for a slot.
     pub fn queued(&self) -> usize {
-        self.queued.len()
+        lock(&self.state).queued.len()
     }
 
     /// Number of slots in use: running trials (not paused ones) and jobs.
     pub fn busy(&mut self) -> usize {
         self.prune();
-        self.in_use()
+        lock(&self.state).in_use()
     }
 
     /// The jobs running here.
     pub fn jobs(&self) -> Vec<JobId> {
-        let mut out: Vec<JobId> = self.jobs.keys().copied().collect();
+        let mut out: Vec<JobId> = lock(&self.state).jobs.keys().copied().collect();
         out.sort();
         out
     }
@@ -200,23 +323,25 @@ impl TrialManager {
     /// Starts job `job` (within a tokio runtime); a job already running is ignored, one
     /// beyond the slots is answered `job_failed` at once.
     pub fn run_job(&mut self, job: JobId, spec: JobSpec) {
-        if self.jobs.contains_key(&job) {
+        self.prune();
+        let mut state = lock(&self.state);
+        if state.jobs.contains_key(&job) {
             tracing::warn!(%job, "ignoring a second start of a running job");
             return;
         }
-        if self.busy() >= self.slots {
-            let reason = format!("worker has no free slot ({} in use)", self.busy());
+        if state.in_use() >= state.slots {
+            let reason = format!("worker has no free slot ({} in use)", state.in_use());
             let _ = self.reports.send(WorkerMsg::JobFailed { job, reason });
             return;
         }
         let cancel = Arc::new(AtomicBool::new(false));
-        self.jobs.insert(job, cancel.clone());
+        state.jobs.insert(job, cancel.clone());
         tokio::spawn(crate::jobs::run(job, spec, cancel, self.reports.clone()));
     }
 
     /// Asks job `job` to stop; false if it does not run here.
     pub fn cancel_job(&mut self, job: JobId) -> bool {
-        match self.jobs.get(&job) {
+        match lock(&self.state).jobs.get(&job) {
             Some(flag) => {
                 flag.store(true, Ordering::Relaxed);
                 true
@@ -228,30 +353,34 @@ impl TrialManager {
     /// The leases running, paused or queued here (what a hello lists after a reconnect).
     pub fn leases(&mut self) -> Vec<LeaseId> {
         self.prune();
-        let mut out: Vec<LeaseId> = self.running.keys().copied().collect();
-        out.extend(self.queued.iter().map(|a| a.lease));
+        let state = lock(&self.state);
+        let mut out: Vec<LeaseId> = state.running.keys().copied().collect();
+        out.extend(state.queued.iter().map(|a| a.lease));
         out.sort();
         out
     }
 
-    /// Notes a runner's report on its way out: a paused or ended trial frees its slot.
+    /// Notes a report on its way out: an ended job or a paused trial frees its slot. (A
+    /// runner frees its own slot as its end report leaves; one whose runner is not ours, in
+    /// tests, is freed here.)
     pub fn observe(&mut self, report: &WorkerMsg) {
-        match report {
-            WorkerMsg::JobDone { job, .. } | WorkerMsg::JobFailed { job, .. } => {
-                self.jobs.remove(job);
-            }
-            WorkerMsg::Paused { lease, .. } => {
-                self.paused.insert(*lease);
-            }
-            // Its runner sends the end report last and is returning: its slot is free now,
-            // before the server (told by this very report) can assign the next trial.
-            r if r.ends_lease() => {
-                if let Some(lease) = r.lease() {
-                    self.paused.remove(&lease);
-                    self.running.remove(&lease);
+        {
+            let mut state = lock(&self.state);
+            match report {
+                WorkerMsg::JobDone { job, .. } | WorkerMsg::JobFailed { job, .. } => {
+                    state.jobs.remove(job);
                 }
+                WorkerMsg::Paused { lease, .. } => {
+                    state.paused.insert(*lease);
+                }
+                r if r.ends_lease() => {
+                    if let Some(lease) = r.lease() {
+                        state.paused.remove(&lease);
+                        state.running.remove(&lease);
+                    }
+                }
+                _ => return,
             }
-            _ => return,
         }
         self.start_queued();
     }
@@ -262,20 +391,22 @@ impl TrialManager {
     /// answered `failed` at once, so that the server can lease the trial elsewhere.
     pub fn assign(&mut self, a: Assignment) {
         self.prune();
-        if self.running.contains_key(&a.lease) || self.queued.iter().any(|q| q.lease == a.lease) {
+        let mut state = lock(&self.state);
+        if state.running.contains_key(&a.lease) || state.queued.iter().any(|q| q.lease == a.lease) {
             tracing::warn!(lease = %a.lease, "ignoring a second assign of a lease");
             return;
         }
-        if self.in_use() >= self.slots {
-            if !a.may_wait || self.queued.len() >= self.slots * MAX_PREFETCH as usize {
+        // (After the prune above, a lease waits only while every slot is busy.)
+        if state.in_use() >= state.slots {
+            if !a.may_wait || state.queued.len() >= state.slots * MAX_PREFETCH as usize {
                 let reason = if a.may_wait {
                     format!(
                         "worker has no free slot ({} in use) and {} trials wait already",
-                        self.in_use(),
-                        self.queued.len()
+                        state.in_use(),
+                        state.queued.len()
                     )
                 } else {
-                    format!("worker has no free slot ({} in use)", self.in_use())
+                    format!("worker has no free slot ({} in use)", state.in_use())
                 };
                 let _ = self.reports.send(WorkerMsg::Failed {
                     lease: a.lease,
@@ -283,18 +414,24 @@ impl TrialManager {
                 });
             } else {
                 tracing::debug!(lease = %a.lease, trial = %a.trial, "trial queued");
-                self.queued.push_back(a);
+                state.queued.push_back(a);
             }
             return;
         }
-        self.spawn(a);
+        let started = state.start(a);
+        drop(state);
+        self.spawn(started);
     }
 
-    fn spawn(&mut self, a: Assignment) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.running.insert(a.lease, tx);
-        tracing::info!(lease = %a.lease, trial = %a.trial, experiment = %a.experiment, "trial started");
-        tokio::spawn(run_trial(a, rx, self.reports.clone()));
+    fn spawn(&self, first: Started) {
+        let reporter = Reporter {
+            tx: self.reports.clone(),
+            slot: Some(Handoff {
+                state: self.state.clone(),
+                next: Mutex::new(None),
+            }),
+        };
+        tokio::spawn(run_slot(first, reporter));
     }
 
     /// Passes `control` to the runner of `lease`. Returns false if no such lease runs here
@@ -302,20 +439,19 @@ impl TrialManager {
     /// queue and reports `stopped` at step 0.
     pub fn control(&mut self, lease: LeaseId, control: Control) -> bool {
         self.prune();
-        if let Some(at) = self.queued.iter().position(|q| q.lease == lease) {
+        let mut state = lock(&self.state);
+        if let Some(at) = state.queued.iter().position(|q| q.lease == lease) {
             if control == Control::Stop {
-                self.queued.remove(at);
+                state.queued.remove(at);
                 let _ = self.reports.send(WorkerMsg::Stopped { lease, step: 0 });
             }
             return true;
         }
-        match self.running.get(&lease) {
-            Some(tx) => {
-                if matches!(control, Control::Continue(_)) {
-                    self.paused.remove(&lease);
-                }
-                tx.send(control).is_ok()
-            }
+        if matches!(control, Control::Continue(_)) && state.running.contains_key(&lease) {
+            state.paused.remove(&lease);
+        }
+        match state.running.get(&lease) {
+            Some(tx) => tx.send(control).is_ok(),
             None => false,
         }
     }
@@ -404,6 +540,40 @@ mod tests {
         assert!(kinds.contains(&(3, "stopped")), "{kinds:?}");
         assert!(!kinds.contains(&(3, "metric")), "{kinds:?}");
         assert_eq!(kinds.last(), Some(&(2, "finished")), "{kinds:?}");
+        assert_eq!((m.busy(), m.queued()), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn a_runner_hands_its_slot_to_the_next_waiting_lease_itself() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut m = TrialManager::new(1, tx);
+        for lease in 1..=3 {
+            m.assign(synthetic(lease, 2.0));
+        }
+        // Nobody feeds the reports back through `observe`: the runners chain on their own.
+        let mut order = Vec::new();
+        while order.len() < 5 {
+            let msg = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+                .await
+                .expect("a report in time")
+                .expect("open channel");
+            match msg {
+                WorkerMsg::Started { lease } => order.push((lease.0, "started")),
+                WorkerMsg::Finished { lease, .. } => order.push((lease.0, "finished")),
+                WorkerMsg::Metric { .. } => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(
+            order,
+            [
+                (1, "finished"),
+                (2, "started"),
+                (2, "finished"),
+                (3, "started"),
+                (3, "finished"),
+            ]
+        );
         assert_eq!((m.busy(), m.queued()), (0, 0));
     }
 

@@ -12,7 +12,7 @@ pub use albedo_tuning::synthetic::{
     METRIC, NOISE_SD, SyntheticParams, synthetic_curve, synthetic_seed,
 };
 
-use super::{Assignment, Control};
+use super::{Assignment, Control, Reporter};
 
 /// Runs a synthetic trial under `lease`: sleeps each step's time, reports `accuracy` each
 /// step, pauses at `resource`, obeys continue and stop (a stop also interrupts a step).
@@ -23,7 +23,7 @@ pub(crate) async fn run(
     seed: u64,
     step_ms: Option<f64>,
     control: &mut mpsc::UnboundedReceiver<Control>,
-    reports: &mpsc::UnboundedSender<WorkerMsg>,
+    reports: &Reporter,
 ) {
     let lease = a.lease;
     let mut resource = a.resource;
@@ -97,11 +97,19 @@ pub(crate) async fn run(
     }
 }
 
-/// Sleeps until `deadline` to within a fraction of a millisecond. tokio's timer has a 1 ms
-/// resolution and rounds every sleep up to its next tick (half a millisecond late on
-/// average: 1 % of a 50 ms trial); the last millisecond is slept by the OS's own timer on a
-/// blocking thread instead.
+/// Sleeps until `deadline` to within some microseconds. tokio's timer has a 1 ms resolution
+/// and rounds every sleep up to its next tick (half a millisecond late on average: 1 % of a
+/// 50 ms trial). On Linux the wait is a `timerfd` on the monotonic clock (no timer slack)
+/// that wakes this task through tokio's reactor; elsewhere the last millisecond is slept by
+/// the OS's own timer on a blocking thread.
 async fn sleep_until(deadline: Instant) {
+    #[cfg(target_os = "linux")]
+    {
+        match precise::sleep_until(deadline).await {
+            Ok(()) => return,
+            Err(e) => tracing::debug!("timerfd sleep failed ({e}); using tokio's timer"),
+        }
+    }
     let coarse = deadline
         .checked_sub(Duration::from_millis(1))
         .unwrap_or(deadline);
@@ -110,5 +118,62 @@ async fn sleep_until(deadline: Instant) {
     if !left.is_zero() {
         // Cancelling this future (a stop order) leaves the thread to finish its short sleep.
         let _ = tokio::task::spawn_blocking(move || std::thread::sleep(left)).await;
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod precise {
+    use rustix::time::{
+        ClockId, Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, Timespec,
+        clock_gettime, timerfd_create, timerfd_settime,
+    };
+    use tokio::io::Interest;
+    use tokio::io::unix::AsyncFd;
+    use tokio::time::Instant;
+
+    /// Waits for an absolute deadline on a one-shot `timerfd` (closed when the future is
+    /// dropped, so a stop order cancels it cleanly).
+    pub(super) async fn sleep_until(deadline: Instant) -> std::io::Result<()> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(());
+        }
+        // Instant is CLOCK_MONOTONIC on Linux, but opaque: the deadline is now + what is left.
+        let now = clock_gettime(ClockId::Monotonic);
+        let nanos = now.tv_nsec as u64 + u64::from(left.subsec_nanos());
+        let at = Timespec {
+            tv_sec: now.tv_sec + left.as_secs() as i64 + (nanos / 1_000_000_000) as i64,
+            tv_nsec: (nanos % 1_000_000_000) as _,
+        };
+        let fd = timerfd_create(
+            TimerfdClockId::Monotonic,
+            TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
+        )?;
+        let zero = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        timerfd_settime(
+            &fd,
+            TimerfdTimerFlags::ABSTIME,
+            &Itimerspec {
+                it_interval: zero,
+                it_value: at,
+            },
+        )?;
+        // Deprecated because an `AsyncFd` over a borrowed descriptor could outlive it; this
+        // one owns its `OwnedFd`, which closes only after deregistration (the safe path,
+        // without the `unsafe` of `register_with_interest`).
+        #[allow(deprecated)]
+        let fd = AsyncFd::with_interest(fd, Interest::READABLE)?;
+        loop {
+            let mut ready = fd.readable().await?;
+            let mut expirations = [0u8; 8];
+            match rustix::io::read(fd.get_ref(), &mut expirations) {
+                Ok(_) => return Ok(()),
+                Err(rustix::io::Errno::AGAIN) => ready.clear_ready(),
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 }
