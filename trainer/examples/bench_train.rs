@@ -111,6 +111,8 @@ impl Opts {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // As the worker does (see `albedo_trainer::alloc`).
+    albedo_trainer::tune_allocator();
     let o = Opts::parse()?;
     let root = std::env::temp_dir().join(format!("albedo-bench-train-{}", std::process::id()));
     let result = bench(&o, &root);

@@ -37,10 +37,12 @@
 //! and the model folder it is told to write; no async (callers run [`train()`] on a
 //! blocking thread).
 //!
-//! Layout: [`config`] (hyperparameters, devices, trial parameters), [`model`] (the
+//! Layout: [`alloc`] (malloc settings for training processes), [`config`]
+//! (hyperparameters, devices, trial parameters), [`model`] (the
 //! network's shape), [`data`] (channel selection, normalisation), [`train`](mod@train) (the
 //! loop, [`Progress`]), [`saved`] (save, load, predict), [`TrainerError`].
 
+pub mod alloc;
 pub mod config;
 pub mod data;
 pub mod model;
@@ -49,6 +51,7 @@ pub mod train;
 
 use std::path::PathBuf;
 
+pub use alloc::tune_allocator;
 pub use burn;
 pub use config::{Compute, OptimizerKind, PARAMS, TrainConfig};
 pub use data::{ChannelNorm, normalize};

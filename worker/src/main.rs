@@ -55,6 +55,8 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     #[cfg(feature = "eo-cnn")]
     {
+        // Training and classification allocate large blocks each batch: keep them in the heap.
+        albedo_trainer::tune_allocator();
         let available = albedo_trainer::Compute::available();
         anyhow::ensure!(
             available.contains(&cli.device),
