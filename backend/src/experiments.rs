@@ -25,7 +25,8 @@
 //!   With `?batch=N` (at most [`MAX_EVENT_BATCH`]) the events that are at hand at once (a
 //!   batch the driver wrote, or the store's backlog) go in one message `batch`, a JSON array
 //!   of up to N of them whose `id` is the last one's: `Last-Event-ID` resumes the same way,
-//!   and a client of a fast experiment takes hundreds of events per message, not one.
+//!   and a client of a fast experiment takes hundreds of events per message, not one. Such a
+//!   message gathers what comes within 25 ms of its first event.
 //!
 //! What it is not: no decisions. Creating and cancelling go to the engine, which answers
 //! once the change is stored; everything else reads the store.
@@ -380,6 +381,11 @@ const CATCH_UP_BATCH: u32 = 2000;
 /// Most events in one message of a batched stream (`?batch=N`).
 pub const MAX_EVENT_BATCH: usize = 1000;
 
+/// How long a batched stream gathers events after the first before it sends them: a fast
+/// experiment's events then come some dozens of messages a second, not one per driver
+/// transaction (over a thousand a second, each a task for the browser).
+const BATCH_LINGER: Duration = Duration::from_millis(25);
+
 struct Feed {
     state: AppState,
     seq: i64,
@@ -489,10 +495,17 @@ async fn next_event(mut feed: Feed) -> Option<(Result<Event, Infallible>, Feed)>
         return Some((Ok(sse_event(&first)), feed));
     }
     let mut records = vec![first];
+    let until = tokio::time::Instant::now() + BATCH_LINGER;
     while records.len() < feed.batch {
-        match ready_record(&mut feed) {
-            Some(e) => records.push(e),
-            None => break,
+        if let Some(e) = ready_record(&mut feed) {
+            records.push(e);
+            continue;
+        }
+        // Nothing more at hand: wait a little for the next ones (both waits are cancel-safe:
+        // a broadcast receive, or a store read whose answer is read again).
+        match tokio::time::timeout_at(until, next_record(&mut feed)).await {
+            Ok(Some(e)) => records.push(e),
+            Ok(None) | Err(_) => break,
         }
     }
     Some((Ok(sse_batch(&records)), feed))

@@ -219,6 +219,85 @@ pub fn events_url_after(id: &ExperimentId, after: u64) -> String {
     format!("{}?after={after}", events_url(id))
 }
 
+/// Opens `url` for reading as it comes (an event stream), cancelled by `signal`; an error
+/// status becomes [`FrontendError::Http`].
+pub async fn open_stream(
+    url: &str,
+    signal: &web_sys::AbortSignal,
+) -> Result<ChunkReader, FrontendError> {
+    let init = web_sys::RequestInit::new();
+    init.set_signal(Some(signal));
+    let request = web_sys::Request::new_with_str_and_init(url, &init).map_err(js_error)?;
+    request
+        .headers()
+        .set("Accept", "text/event-stream")
+        .map_err(js_error)?;
+    let response = send(&request).await?;
+    let body = response
+        .body()
+        .ok_or_else(|| FrontendError::Network("the answer has no body".to_string()))?;
+    let reader = body
+        .get_reader()
+        .dyn_into()
+        .map_err(|o| js_error(o.into()))?;
+    Ok(ChunkReader {
+        reader,
+        pending: None,
+    })
+}
+
+/// Reads a response body by what is at hand: the browser queues the body in chunks as they
+/// come off the network (one per message the server flushed), and a reader that took them
+/// one at a time, a task each, would cost as much as the messages themselves.
+#[derive(Debug)]
+pub struct ChunkReader {
+    reader: web_sys::ReadableStreamDefaultReader,
+    /// A read asked for and not yet answered (the queue was empty).
+    pending: Option<js_sys::Promise>,
+}
+
+impl ChunkReader {
+    /// Waits for bytes, then takes every chunk already queued too; `None` at the end.
+    pub async fn read_at_hand(&mut self) -> Result<Option<Vec<u8>>, FrontendError> {
+        let first = self.pending.take().unwrap_or_else(|| self.reader.read());
+        let mut bytes = Vec::new();
+        if !take_chunk(JsFuture::from(first).await.map_err(js_error)?, &mut bytes) {
+            return Ok(None);
+        }
+        loop {
+            // A read of a queued chunk is answered at once: it wins the race against a
+            // promise already resolved. One that has to wait is kept for the next call.
+            let read = self.reader.read();
+            let at_once = js_sys::Promise::race(&js_sys::Array::of2(
+                &read,
+                &js_sys::Promise::resolve(&JsValue::UNDEFINED),
+            ));
+            let result = JsFuture::from(at_once).await.map_err(js_error)?;
+            if result.is_undefined() {
+                self.pending = Some(read);
+                return Ok(Some(bytes));
+            }
+            if !take_chunk(result, &mut bytes) {
+                // The end: the bytes taken first still count.
+                return Ok(Some(bytes));
+            }
+        }
+    }
+}
+
+/// Appends the bytes of a `read()` result to `out`; false when the stream has ended.
+fn take_chunk(result: JsValue, out: &mut Vec<u8>) -> bool {
+    let result: web_sys::ReadableStreamReadResult = result.unchecked_into();
+    if result.get_done() == Some(true) {
+        return false;
+    }
+    let chunk = js_sys::Uint8Array::new(&result.get_value());
+    let at = out.len();
+    out.resize(at + chunk.length() as usize, 0);
+    chunk.copy_to(&mut out[at..]);
+    true
+}
+
 /// `GET /api/experiments/{id}/snapshot`: what the live view starts from, and the number of
 /// the last event it includes.
 pub async fn fetch_snapshot(

@@ -1,5 +1,5 @@
 //! Small browser helpers the pages share: timers tied to a component's life, the next
-//! animation frame, the clock, and moving to another page.
+//! animation frame, waiting, the clock, what is on screen, and moving to another page.
 //!
 //! What it is not: nothing of Leptos beyond `on_cleanup` and stored values.
 
@@ -55,6 +55,21 @@ pub fn after(ms: i32, f: impl FnOnce() + 'static) {
     }
 }
 
+/// Waits `ms` milliseconds (a `setTimeout`: the page runs other tasks, frames included,
+/// meanwhile).
+pub async fn sleep(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        let set = web_sys::window().and_then(|w| {
+            w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms)
+                .ok()
+        });
+        if set.is_none() {
+            let _ = resolve.call0(&wasm_bindgen::JsValue::NULL);
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}
+
 /// Milliseconds of the page's monotonic clock.
 pub fn now_ms() -> f64 {
     web_sys::window()
@@ -68,6 +83,18 @@ pub fn dpr() -> f64 {
         .map(|w| w.device_pixel_ratio())
         .unwrap_or(1.0)
         .max(1.0)
+}
+
+/// Whether some of `el` is inside the window (scrolled into view).
+pub fn on_screen(el: &web_sys::Element) -> bool {
+    let Some(height) = web_sys::window()
+        .and_then(|w| w.inner_height().ok())
+        .and_then(|h| h.as_f64())
+    else {
+        return true;
+    };
+    let r = el.get_bounding_client_rect();
+    r.bottom() > 0.0 && r.top() < height
 }
 
 /// Goes to another page of the app (`#/experiments/e3`).

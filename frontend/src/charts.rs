@@ -248,13 +248,15 @@ pub fn draw_curve_axes(ctx: &Ctx, l: &CurvesLayout, metric: &str) {
     ctx.stroke();
 }
 
-/// Draws the curves of the trials `include` keeps (by index), one path per state (each trial
-/// a polyline in it); returns the number of points drawn.
+/// Draws the curves of the trials `from` names (by index), each from the point it gives
+/// (0: the whole curve; a later point: only the segments after it, onto what is drawn
+/// already), one path per state (each trial a polyline in it); returns the number of points
+/// drawn anew.
 pub fn draw_curve_paths(
     ctx: &Ctx,
     l: &CurvesLayout,
     data: &LiveData,
-    include: impl Fn(usize) -> bool,
+    from: impl Fn(usize) -> Option<usize>,
 ) -> usize {
     let mut drawn = 0;
     ctx.set_line_width(1.2);
@@ -270,22 +272,14 @@ pub fn draw_curve_paths(
         });
         ctx.begin_path();
         for (i, t) in data.trials.iter().enumerate() {
-            if t.state != state || !include(i) {
+            if t.state != state {
                 continue;
             }
-            for (k, (s, v)) in t.steps.iter().zip(&t.values).enumerate() {
-                let (x, y) = (l.xs.px(f64::from(*s)), l.ys.px(*v));
-                if k == 0 {
-                    ctx.move_to(x, y);
-                    // A single point still shows: a short tick.
-                    if t.steps.len() == 1 {
-                        ctx.line_to(x + 2.0, y);
-                    }
-                } else {
-                    ctx.line_to(x, y);
-                }
-            }
-            drawn += t.steps.len();
+            let Some(first) = from(i).filter(|k| *k < t.steps.len()) else {
+                continue;
+            };
+            polyline(ctx, l, t, first);
+            drawn += t.steps.len() - first;
         }
         ctx.stroke();
     }
@@ -293,16 +287,38 @@ pub fn draw_curve_paths(
     drawn
 }
 
-/// Draws what goes over every curve: a cross at the last point of each early-stopped trial,
-/// and the best trial, thicker.
-pub fn draw_curve_marks(ctx: &Ctx, l: &CurvesLayout, data: &LiveData) {
+/// Adds a trial's curve from point `first` on to the current path (a single point as a
+/// short tick, so that it still shows).
+fn polyline(ctx: &Ctx, l: &CurvesLayout, t: &crate::live::TrialData, first: usize) {
+    for (k, (s, v)) in t.steps.iter().zip(&t.values).enumerate().skip(first) {
+        let (x, y) = (l.xs.px(f64::from(*s)), l.ys.px(*v));
+        if k == first {
+            ctx.move_to(x, y);
+            if t.steps.len() == 1 {
+                ctx.line_to(x + 2.0, y);
+            }
+        } else {
+            ctx.line_to(x, y);
+        }
+    }
+}
+
+/// Draws a cross at the last point of each early-stopped trial that `include` keeps (by
+/// index).
+pub fn draw_stop_marks(
+    ctx: &Ctx,
+    l: &CurvesLayout,
+    data: &LiveData,
+    include: impl Fn(usize) -> bool,
+) {
     ctx.set_stroke_style_str(state_colour(TrialState::Stopped));
     ctx.set_line_width(1.5);
     ctx.begin_path();
-    for t in data
+    for (_, t) in data
         .trials
         .iter()
-        .filter(|t| t.state == TrialState::Stopped)
+        .enumerate()
+        .filter(|(i, t)| t.state == TrialState::Stopped && include(*i))
     {
         if let Some((s, v)) = t.last_point() {
             let (x, y) = (l.xs.px(f64::from(s)), l.ys.px(v));
@@ -311,29 +327,18 @@ pub fn draw_curve_marks(ctx: &Ctx, l: &CurvesLayout, data: &LiveData) {
         }
     }
     ctx.stroke();
-    if let Some(best) = data.best().filter(|t| t.steps.len() > 1) {
-        ctx.set_stroke_style_str("#111827");
-        ctx.set_line_width(2.2);
-        ctx.begin_path();
-        for (k, (s, v)) in best.steps.iter().zip(&best.values).enumerate() {
-            let (x, y) = (l.xs.px(f64::from(*s)), l.ys.px(*v));
-            if k == 0 {
-                ctx.move_to(x, y);
-            } else {
-                ctx.line_to(x, y);
-            }
-        }
-        ctx.stroke();
-    }
 }
 
-/// Draws the whole learning-curves chart; returns the number of points drawn.
-pub fn draw_curves(ctx: &Ctx, w: f64, h: f64, data: &LiveData) -> usize {
-    let l = CurvesLayout::new(w, h, data);
-    draw_curve_axes(ctx, &l, &data.metric);
-    let drawn = draw_curve_paths(ctx, &l, data, |_| true);
-    draw_curve_marks(ctx, &l, data);
-    drawn
+/// Draws the best trial's curve from point `first` on, thicker, over the others.
+pub fn draw_best(ctx: &Ctx, l: &CurvesLayout, best: &crate::live::TrialData, first: usize) {
+    if best.steps.len() < 2 || first >= best.steps.len() {
+        return;
+    }
+    ctx.set_stroke_style_str("#111827");
+    ctx.set_line_width(2.2);
+    ctx.begin_path();
+    polyline(ctx, l, best, first);
+    ctx.stroke();
 }
 
 /// Draws the worker timeline: one row per worker slot (`name · slot k`, see [`crate::live`]

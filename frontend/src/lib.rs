@@ -41,6 +41,7 @@
 //!   an `ErrorBody::field` path (`params.lr.low`, `optimizer.max_resource`, ...) points at.
 //! - [`liveview`]: the live view: snapshot, then the event stream; redraws at most once per
 //!   animation frame; leaderboard, cancel, and the `data-*` hooks for browser tests.
+//! - [`sse`]: Server-Sent Events parsed from the bytes of a `fetch` (the live view's stream).
 //! - [`live`]: what the live view knows as plain `Vec`s (curves, states, leases and timeline
 //!   lanes), filled from the snapshot and the events.
 //! - [`charts`]: the live view's 2D canvas charts: curves, worker timeline, parallel
@@ -68,6 +69,7 @@ pub mod models;
 pub mod presets;
 pub mod route;
 pub mod search;
+pub mod sse;
 pub mod tiles;
 pub mod token;
 pub mod topojson;

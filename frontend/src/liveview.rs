@@ -3,17 +3,24 @@
 //! What it is: loads the experiment's snapshot (`/snapshot`: the experiment, its trials, their
 //! curves and the events of the worker timeline, read in one transaction with the number of
 //! the last event it includes), then, while it runs, follows the events after that number
-//! (an `EventSource` on `/api/experiments/{id}/events?after=N&batch=500`, which reconnects
-//! with `Last-Event-ID` by itself; the events at hand come several to a message, so that a
-//! fast experiment costs the browser a few messages a frame, not hundreds): no event is
-//! missed and none is replayed, so that opening an experiment of 1000 trials of 100 steps
-//! costs one fetch, not 100 000 events. The stream is closed once the experiment has ended;
-//! an experiment that has already ended is drawn from the snapshot alone. Every event goes
-//! into [`LiveData`] (plain `Vec`s, no signal) and asks for a redraw at the next animation
-//! frame: however many events arrive, the curves are drawn at most once a frame, and at most
-//! every [`CURVES_REDRAW_MS`] while the experiment runs (the ended trials' curves from a
-//! cached layer, only the others stroked anew). The HTML parts (counts, leaderboard) and the
-//! other charts are refreshed from the same frames, at most 5 times a second.
+//! (a `fetch` of `/api/experiments/{id}/events?after=N&batch=500`, Server-Sent Events read
+//! by [`crate::sse`]: the bytes at hand are taken every [`READ_EVERY_MS`], for at most
+//! [`EVENT_BUDGET_MS`] a task, so that a fast experiment, whose server sends over a thousand
+//! small messages a second, costs the page a few dozen short tasks a second instead of a
+//! task per message as an `EventSource` would; a stream that breaks off is opened again
+//! after the last event applied): no event is missed and none is replayed, so that opening
+//! an experiment of 1000 trials of 100 steps costs one fetch, not 100 000 events. The stream
+//! is closed once the experiment has ended; an experiment that has already ended is drawn
+//! from the snapshot alone. Every event goes into [`LiveData`] (plain `Vec`s, no signal) and
+//! marks the view as changed; however many events arrive, the curves are drawn at most once
+//! a frame, and at most every [`CURVES_REDRAW_MS`] while the experiment runs (a timer waits
+//! for a part's turn, so that waiting costs no animation frames): a frame strokes only the
+//! segments that are new since the last one (and a trial whose state changed, in its new
+//! colour); the whole chart is drawn again, the ended trials' curves from a cached layer,
+//! only when that layer, the scales or the best trial change. The HTML parts (counts,
+//! leaderboard) and the other charts are refreshed at most every [`DOM_REFRESH_MS`]; while
+//! the experiment runs, a chart scrolled out of view is not drawn, and the parallel
+//! coordinates at most every [`PARALLEL_REDRAW_MS`].
 //! Shows: the learning curves, a leaderboard, the worker timeline (one row per worker slot:
 //! async keeps every slot busy, BSP shows rounds), parallel coordinates of the parameters vs
 //! the metric, and for an ablation study each component's delta against the baseline
@@ -43,20 +50,23 @@ use std::rc::Rc;
 
 use albedo_shared::api::{AblationReport, ExperimentSummary, TrialCounts};
 use albedo_shared::events::EventRecord;
-use albedo_shared::experiment::{Domain, ExperimentId, ExperimentState, TrialState};
+use albedo_shared::experiment::{Domain, ExperimentId, ExperimentState, TrialId, TrialState};
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen::prelude::Closure;
 
-use crate::api::{cancel_experiment, events_url_after, fetch_ablation, fetch_snapshot};
-use crate::browser::{context_2d, dpr, next_frame, now_ms};
-use crate::charts::{
-    self, Axis, AxisHint, CurvesLayout, draw_ablation, draw_curve_axes, draw_curve_marks,
-    draw_curve_paths, draw_parallel, draw_timeline, parameter_axes, state_colour,
+use crate::api::{
+    ChunkReader, cancel_experiment, events_url_after, fetch_ablation, fetch_snapshot, open_stream,
 };
+use crate::browser::{context_2d, dpr, next_frame, now_ms, on_screen, sleep};
+use crate::charts::{
+    self, Axis, AxisHint, CurvesLayout, draw_ablation, draw_best, draw_curve_axes,
+    draw_curve_paths, draw_parallel, draw_stop_marks, draw_timeline, parameter_axes, state_colour,
+};
+use crate::error::FrontendError;
 use crate::experiments::fmt_value;
 use crate::live::LiveData;
 use crate::route::Route;
+use crate::sse;
 use crate::token::UserToken;
 
 /// Width of the charts in CSS pixels.
@@ -69,24 +79,28 @@ pub const PARALLEL_HEIGHT: f64 = 240.0;
 pub const LEADERBOARD_ROWS: usize = 15;
 /// Least time between two refreshes of the HTML parts and the charts other than the curves.
 pub const DOM_REFRESH_MS: f64 = 200.0;
-/// Least time between two redraws of the layer of ended trials' curves.
-pub const LAYER_REDRAW_MS: f64 = 250.0;
-/// Least time between two redraws of the curves while the experiment runs (about 30 a
-/// second: every canvas change costs the browser a commit, however little was drawn).
-pub const CURVES_REDRAW_MS: f64 = 33.0;
+/// Least time between two redraws of the parallel coordinates while the experiment runs (a
+/// thousand lines across the chart are the costliest raster of the page).
+pub const PARALLEL_REDRAW_MS: f64 = 1000.0;
+/// Least time between two redraws of the layer of ended trials' curves (each is followed by
+/// a full drawing of the curves; in between, a trial that ended is drawn in its new colour
+/// over its running one).
+pub const LAYER_REDRAW_MS: f64 = 500.0;
+/// Least time between two redraws of the curves while the experiment runs (20 a second:
+/// every canvas change costs the browser a commit and a raster, however little was drawn).
+pub const CURVES_REDRAW_MS: f64 = 50.0;
+/// One animation frame at 60 Hz.
+pub const FRAME_MS: f64 = 1000.0 / 60.0;
 /// Most events per message the view asks of the stream (`?batch=`).
 pub const EVENT_BATCH: usize = 500;
-/// The SSE event names: `batch` (several events in one message, a JSON array) and the
-/// `type` tags of [`albedo_shared::events::ExperimentEvent`].
-pub const EVENT_KINDS: [&str; 7] = [
-    "batch",
-    "experiment",
-    "trial_created",
-    "trial_leased",
-    "metric",
-    "stop_ordered",
-    "trial_state",
-];
+/// Time between two reads of the event stream: each read takes all the bytes at hand, so
+/// that a fast experiment costs a few dozen short tasks a second, not one per message.
+pub const READ_EVERY_MS: i32 = 40;
+/// Most time the events may take in one go; the rest waits for the next task, so that a
+/// long backlog (a reconnection) does not hold a frame back.
+pub const EVENT_BUDGET_MS: f64 = 4.0;
+/// Wait before a stream that broke off is opened again.
+pub const RECONNECT_MS: i32 = 1000;
 
 /// One row of the leaderboard.
 #[derive(Debug, Clone, PartialEq)]
@@ -126,6 +140,7 @@ struct Live {
     ablation: RefCell<Option<AblationReport>>,
     axes: RefCell<Vec<(String, AxisHint)>>,
     layer: RefCell<Option<Layer>>,
+    curves_shown: RefCell<CurvesShown>,
     frame_pending: Cell<bool>,
     /// The curves have changed since they were last drawn, and when that was.
     curves_dirty: Cell<bool>,
@@ -133,6 +148,7 @@ struct Live {
     alive: Cell<bool>,
     dom_dirty: Cell<bool>,
     last_dom_ms: Cell<f64>,
+    last_parallel_ms: Cell<f64>,
     frames: Cell<u64>,
     /// When the view was made (`performance.now()`).
     born_ms: f64,
@@ -149,7 +165,12 @@ struct Live {
     stale: Cell<u64>,
     ablation_busy: Cell<bool>,
     ablation_again: Cell<bool>,
-    source: RefCell<Option<Source>>,
+    /// Cancels the stream's `fetch` in flight.
+    stream: RefCell<Option<web_sys::AbortController>>,
+    /// The stream is to stay closed (the experiment ended, or the view went).
+    stream_closed: Cell<bool>,
+    /// Reads of the stream that brought bytes.
+    reads: Cell<u64>,
     canvases: Canvases,
     shown: Shown,
 }
@@ -176,13 +197,9 @@ impl Layer {
 
     /// Redraws the layer when the scales changed; adds the trials that have ended since it
     /// was last drawn (at most every [`LAYER_REDRAW_MS`]; until then they are drawn live).
-    fn update(&mut self, data: &LiveData, l: &CurvesLayout, dpr: f64) {
-        let key: Vec<u64> = [
-            l.xs.d0, l.xs.d1, l.xs.p0, l.xs.p1, l.ys.d0, l.ys.d1, l.ys.p0, l.ys.p1, l.w, l.h, dpr,
-        ]
-        .iter()
-        .map(|v| v.to_bits())
-        .collect();
+    /// Returns whether it changed.
+    fn update(&mut self, data: &LiveData, l: &CurvesLayout, dpr: f64) -> bool {
+        let key = layout_key(l, dpr);
         let now = now_ms();
         let rescaled = key != self.key;
         let newly_ended = data
@@ -192,7 +209,7 @@ impl Layer {
             .any(|(i, t)| t.state.is_final() && !self.holds(i));
         let due = newly_ended && now - self.drawn_ms >= LAYER_REDRAW_MS;
         if !(rescaled || due) {
-            return;
+            return false;
         }
         if self.canvas.is_none() {
             self.canvas = web_sys::window()
@@ -203,12 +220,12 @@ impl Layer {
         let Some(canvas) = &self.canvas else {
             self.points = 0;
             self.held.clear();
-            return;
+            return true;
         };
         let Some(ctx) = context_2d(canvas) else {
             self.points = 0;
             self.held.clear();
-            return;
+            return true;
         };
         if rescaled {
             // Everything moved: start again.
@@ -231,7 +248,7 @@ impl Layer {
             .enumerate()
             .map(|(i, t)| t.state.is_final() && !held.get(i).copied().unwrap_or(false))
             .collect();
-        self.points += draw_curve_paths(&ctx, l, data, |i| add[i]);
+        self.points += draw_curve_paths(&ctx, l, data, |i| add[i].then_some(0));
         self.held.resize(data.trials.len(), false);
         for (i, a) in add.iter().enumerate() {
             if *a {
@@ -240,15 +257,35 @@ impl Layer {
         }
         self.key = key;
         self.drawn_ms = now;
+        true
     }
 }
 
-/// The open event stream and its listeners (dropped together).
-struct Source {
-    es: web_sys::EventSource,
-    _on_event: Closure<dyn FnMut(web_sys::MessageEvent)>,
-    _on_open: Closure<dyn FnMut(web_sys::Event)>,
-    _on_error: Closure<dyn FnMut(web_sys::Event)>,
+/// The scales and size of a curves layout at a pixel ratio, as bits: what a drawing of the
+/// curves depends on besides the data.
+fn layout_key(l: &CurvesLayout, dpr: f64) -> Vec<u64> {
+    [
+        l.xs.d0, l.xs.d1, l.xs.p0, l.xs.p1, l.ys.d0, l.ys.d1, l.ys.p0, l.ys.p1, l.w, l.h, dpr,
+    ]
+    .iter()
+    .map(|v| v.to_bits())
+    .collect()
+}
+
+/// What the visible curves canvas shows, so that a frame adds only what is new: the
+/// segments of the curves that grew, and the whole curve of a trial whose state (colour)
+/// changed, drawn over the old one (tinted by it until the next full drawing, at most
+/// [`LAYER_REDRAW_MS`] later). Everything is drawn again from the layer when the layer or
+/// the scales change, another trial becomes the best, or the experiment has ended.
+#[derive(Default)]
+struct CurvesShown {
+    /// [`layout_key`] of the last full drawing (empty: none yet).
+    key: Vec<u64>,
+    /// Points drawn of each trial (by index), and the state they were drawn in.
+    points: Vec<usize>,
+    states: Vec<Option<TrialState>>,
+    /// The trial drawn as the best.
+    best: Option<TrialId>,
 }
 
 #[derive(Clone, Copy)]
@@ -265,11 +302,29 @@ impl Live {
     fn schedule(self: &Rc<Self>) {
         self.dom_dirty.set(true);
         self.curves_dirty.set(true);
-        if self.frame_pending.replace(true) {
-            return;
-        }
-        let me = Rc::clone(self);
-        next_frame(move || me.frame());
+        self.come_back();
+    }
+
+    /// How long before each part (curves, the rest) may be drawn again: at most every
+    /// [`CURVES_REDRAW_MS`] and [`DOM_REFRESH_MS`] while the experiment runs, at once when it
+    /// has ended; `None` for a part with nothing new.
+    fn due_in(&self, now: f64) -> [Option<f64>; 2] {
+        let ended = self
+            .data
+            .borrow()
+            .as_ref()
+            .is_some_and(|d| d.state != ExperimentState::Running);
+        let part = |dirty: bool, last: f64, every: f64| {
+            dirty.then_some(if ended { 0.0 } else { last + every - now })
+        };
+        [
+            part(
+                self.curves_dirty.get(),
+                self.last_curves_ms.get(),
+                CURVES_REDRAW_MS,
+            ),
+            part(self.dom_dirty.get(), self.last_dom_ms.get(), DOM_REFRESH_MS),
+        ]
     }
 
     fn frame(self: &Rc<Self>) {
@@ -278,17 +333,10 @@ impl Live {
             return;
         }
         let started = now_ms();
-        // The curves at most every CURVES_REDRAW_MS; the rest (other charts, HTML) at most
-        // every DOM_REFRESH_MS; both at once when the experiment has ended.
-        let ended = self
-            .data
-            .borrow()
-            .as_ref()
-            .is_some_and(|d| d.state != ExperimentState::Running);
-        let curves = self.curves_dirty.get()
-            && (ended || started - self.last_curves_ms.get() >= CURVES_REDRAW_MS);
-        let slow =
-            self.dom_dirty.get() && (ended || started - self.last_dom_ms.get() >= DOM_REFRESH_MS);
+        // A part is drawn in the frame nearest to its time.
+        let [curves, slow] = self
+            .due_in(started)
+            .map(|d| d.is_some_and(|ms| ms <= FRAME_MS / 2.0));
         if !(curves || slow) {
             self.come_back();
             return;
@@ -335,15 +383,29 @@ impl Live {
         self.come_back();
     }
 
-    /// Asks for another frame while something drawn is not yet current.
+    /// Asks for a frame when something drawn is not current: the next animation frame when
+    /// a part is due by then, else a timer first, so that waiting for a part's turn costs
+    /// the page no frames.
     fn come_back(self: &Rc<Self>) {
-        if (self.dom_dirty.get() || self.curves_dirty.get()) && !self.frame_pending.replace(true) {
-            let me = Rc::clone(self);
+        let Some(wait) = self.due_in(now_ms()).into_iter().flatten().reduce(f64::min) else {
+            return;
+        };
+        if self.frame_pending.replace(true) {
+            return;
+        }
+        let me = Rc::clone(self);
+        if wait <= FRAME_MS {
             next_frame(move || me.frame());
+        } else {
+            crate::browser::after((wait - FRAME_MS).floor() as i32, move || {
+                next_frame(move || me.frame())
+            });
         }
     }
 
-    /// Draws the curves: the cached layer of ended trials, then the others on top.
+    /// Draws the curves: in full (the cached layer of ended trials, then the others on top)
+    /// when the layer, the scales or the best trial changed, or the experiment has ended,
+    /// else only what changed since the last frame (see [`CurvesShown`]).
     fn draw_curves(&self) {
         let data = self.data.borrow();
         let Some(data) = data.as_ref() else {
@@ -360,27 +422,80 @@ impl Live {
         let mut layer = self.layer.borrow_mut();
         let layer = layer.get_or_insert_with(Layer::default);
         let t = now_ms();
-        layer.update(data, &layout, ratio);
+        let layer_changed = layer.update(data, &layout, ratio);
         self.note_time(1, now_ms() - t, false);
-        charts::begin(&canvas, &ctx, CHART_WIDTH, CURVES_HEIGHT, ratio);
-        draw_curve_axes(&ctx, &layout, &data.metric);
-        if let Some(cached) = &layer.canvas
-            && layer.points > 0
-        {
-            let _ = ctx.draw_image_with_html_canvas_element_and_dw_and_dh(
-                cached,
-                0.0,
-                0.0,
-                CHART_WIDTH,
-                CURVES_HEIGHT,
-            );
+        let key = layout_key(&layout, ratio);
+        let best = data.best();
+        let mut shown = self.curves_shown.borrow_mut();
+        let n = data.trials.len();
+        let full = layer_changed
+            || shown.key != key
+            || shown.best != best.map(|b| b.id)
+            || data.state != ExperimentState::Running;
+        if full {
+            charts::begin(&canvas, &ctx, CHART_WIDTH, CURVES_HEIGHT, ratio);
+            draw_curve_axes(&ctx, &layout, &data.metric);
+            if let Some(cached) = &layer.canvas
+                && layer.points > 0
+            {
+                let _ = ctx.draw_image_with_html_canvas_element_and_dw_and_dh(
+                    cached,
+                    0.0,
+                    0.0,
+                    CHART_WIDTH,
+                    CURVES_HEIGHT,
+                );
+            }
+            draw_curve_paths(&ctx, &layout, data, |i| (!layer.holds(i)).then_some(0));
+            draw_stop_marks(&ctx, &layout, data, |_| true);
+            if let Some(b) = best {
+                draw_best(&ctx, &layout, b, 0);
+            }
+            *shown = CurvesShown {
+                key,
+                points: data.trials.iter().map(|t| t.steps.len()).collect(),
+                states: data.trials.iter().map(|t| Some(t.state)).collect(),
+                best: best.map(|b| b.id),
+            };
+        } else {
+            // Only what is new, over what is there.
+            shown.points.resize(n, 0);
+            shown.states.resize(n, None);
+            let from: Vec<Option<usize>> = data
+                .trials
+                .iter()
+                .zip(shown.points.iter().zip(&shown.states))
+                .map(|(t, (drawn, state))| {
+                    if *state != Some(t.state) {
+                        Some(0)
+                    } else if t.steps.len() > *drawn {
+                        Some(drawn.saturating_sub(1))
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+            let _ = ctx.set_transform(ratio, 0.0, 0.0, ratio, 0.0, 0.0);
+            draw_curve_paths(&ctx, &layout, data, |i| from[i]);
+            draw_stop_marks(&ctx, &layout, data, |i| {
+                shown.states[i] != Some(TrialState::Stopped)
+            });
+            if let Some(b) = best
+                && let Some(i) = data.trials.iter().position(|t| t.id == b.id)
+                && let Some(first) = from[i]
+            {
+                draw_best(&ctx, &layout, b, first);
+            }
+            for (i, t) in data.trials.iter().enumerate() {
+                shown.points[i] = t.steps.len();
+                shown.states[i] = Some(t.state);
+            }
         }
-        let live_points = draw_curve_paths(&ctx, &layout, data, |i| !layer.holds(i));
-        draw_curve_marks(&ctx, &layout, data);
+        let points: usize = shown.points.iter().sum();
         let set = |k: &str, v: String| {
             let _ = canvas.set_attribute(k, &v);
         };
-        set("data-points", (layer.points + live_points).to_string());
+        set("data-points", points.to_string());
         set("data-cached-points", layer.points.to_string());
         set(
             "data-trials",
@@ -396,14 +511,18 @@ impl Live {
             let _ = root.set_attribute("data-received", &self.received.get().to_string());
             let _ = root.set_attribute("data-stale", &self.stale.get().to_string());
             let [events, layer, others, dom] = self.timing.get();
+            let reads = self.reads.get();
             let _ = root.set_attribute(
                 "data-timing",
-                &format!("events {events:.0} ms, layer max {layer:.1} ms, charts max {others:.1} ms, html max {dom:.1} ms"),
+                &format!("events {events:.0} ms in {reads} reads, layer max {layer:.1} ms, charts max {others:.1} ms, html max {dom:.1} ms"),
             );
         }
     }
 
-    /// Draws the timeline, the parallel coordinates and the ablation bars.
+    /// Draws the timeline, the parallel coordinates and the ablation bars. While the
+    /// experiment runs, a chart scrolled out of view is left as it is (it is drawn at the
+    /// first refresh after it comes into view), and the parallel coordinates are drawn at
+    /// most every [`PARALLEL_REDRAW_MS`]; once it has ended, all of them.
     fn draw_others(&self) {
         let data = self.data.borrow();
         let Some(data) = data.as_ref() else {
@@ -411,7 +530,14 @@ impl Live {
         };
         let ratio = dpr();
         let c = self.canvases;
+        let running = data.state == ExperimentState::Running;
+        let due = |canvas: &web_sys::HtmlCanvasElement| !running || on_screen(canvas);
+        let used = data.slot_use().map(|u| (u * 100.0).round() as u32);
+        if self.shown.slot_use.try_get_untracked() != Some(used) {
+            self.shown.slot_use.try_set(used);
+        }
         if let Some(canvas) = c.timeline.get_untracked()
+            && due(&canvas)
             && let Some(ctx) = context_2d(&canvas)
         {
             let h = (data.lanes.len().max(1) as f64 * 24.0 + 30.0).max(80.0);
@@ -423,14 +549,14 @@ impl Live {
             let _ = canvas.set_attribute("data-lanes", &data.lanes.len().to_string());
             let retries = data.leases.iter().filter(|l| l.attempt > 1).count();
             let _ = canvas.set_attribute("data-attempts", &retries.to_string());
-            let used = data.slot_use().map(|u| (u * 100.0).round() as u32);
-            if self.shown.slot_use.try_get_untracked() != Some(used) {
-                self.shown.slot_use.try_set(used);
-            }
         }
+        let now = now_ms();
         if let Some(canvas) = c.parallel.get_untracked()
+            && due(&canvas)
+            && (!running || now - self.last_parallel_ms.get() >= PARALLEL_REDRAW_MS)
             && let Some(ctx) = context_2d(&canvas)
         {
+            self.last_parallel_ms.set(now);
             charts::begin(&canvas, &ctx, CHART_WIDTH, PARALLEL_HEIGHT, ratio);
             let axes: Vec<Axis> = { parameter_axes(data, &self.axes.borrow()) };
             let lines = draw_parallel(&ctx, CHART_WIDTH, PARALLEL_HEIGHT, data, &axes);
@@ -542,63 +668,77 @@ impl Live {
         }
     }
 
+    /// Closes the stream for good and shows why.
     fn close_stream(&self, why: &'static str) {
-        if let Some(s) = self.source.borrow_mut().take() {
-            s.es.close();
-            // Called from inside a listener: drop the listeners once it has returned.
-            crate::browser::after(0, move || drop(s));
+        self.stream_closed.set(true);
+        if let Some(c) = self.stream.borrow_mut().take() {
+            c.abort();
         }
         self.shown.connection.try_set(why);
     }
 
-    /// Follows the events after event `after` (the snapshot's last).
-    fn open_stream(self: &Rc<Self>, after: u64) {
-        let url = format!("{}&batch={EVENT_BATCH}", events_url_after(&self.id, after));
-        let es = match web_sys::EventSource::new(&url) {
-            Ok(es) => es,
-            Err(e) => {
-                tracing::error!(error = ?e, "no EventSource");
+    /// Follows the events after event `after` (the snapshot's last) until the experiment
+    /// ends or the view goes. A stream that breaks off is opened again after the last event
+    /// applied (as an `EventSource` would with `Last-Event-ID`); an error status closes it.
+    async fn follow(self: Rc<Self>, mut after: u64) {
+        while !self.stream_closed.get() {
+            let Ok(controller) = web_sys::AbortController::new() else {
                 self.shown.connection.try_set("error");
                 return;
-            }
-        };
-        let me = Rc::clone(self);
-        let on_event =
-            Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |ev: web_sys::MessageEvent| {
-                if let Some(text) = ev.data().as_string() {
-                    me.on_message(&ev.type_(), &text);
+            };
+            *self.stream.borrow_mut() = Some(controller.clone());
+            let url = format!("{}&batch={EVENT_BATCH}", events_url_after(&self.id, after));
+            match open_stream(&url, &controller.signal()).await {
+                Ok(reader) => {
+                    self.shown.connection.try_set("live");
+                    self.read_stream(reader).await;
                 }
-            });
-        for kind in EVENT_KINDS {
-            if es
-                .add_event_listener_with_callback(kind, on_event.as_ref().unchecked_ref())
-                .is_err()
-            {
-                tracing::warn!(kind, "could not listen to an event kind");
+                Err(e @ FrontendError::Http { .. }) => {
+                    if !self.stream_closed.get() {
+                        tracing::warn!(error = %e, "the event stream was refused");
+                        self.shown.connection.try_set("error");
+                    }
+                    return;
+                }
+                Err(e) => tracing::debug!(error = %e, "the event stream did not open"),
+            }
+            if self.stream_closed.get() {
+                return;
+            }
+            self.shown.connection.try_set("reconnecting");
+            sleep(RECONNECT_MS).await;
+            if let Some(d) = self.data.borrow().as_ref() {
+                after = d.last_event;
             }
         }
-        let shown = self.shown;
-        let on_open = Closure::<dyn FnMut(web_sys::Event)>::new(move |_: web_sys::Event| {
-            shown.connection.try_set("live");
-        });
-        es.set_onopen(Some(on_open.as_ref().unchecked_ref()));
-        let es2 = es.clone();
-        let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_: web_sys::Event| {
-            // The browser reconnects by itself (with Last-Event-ID) unless it gave up.
-            let s = if es2.ready_state() == web_sys::EventSource::CLOSED {
-                "error"
-            } else {
-                "reconnecting"
-            };
-            shown.connection.try_set(s);
-        });
-        es.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-        *self.source.borrow_mut() = Some(Source {
-            es,
-            _on_event: on_event,
-            _on_open: on_open,
-            _on_error: on_error,
-        });
+    }
+
+    /// Takes the stream's messages until it ends, breaks off or is closed: every
+    /// [`READ_EVERY_MS`] the bytes at hand, at most [`EVENT_BUDGET_MS`] of work per task.
+    async fn read_stream(self: &Rc<Self>, mut reader: ChunkReader) {
+        let mut parser = sse::Parser::default();
+        loop {
+            match reader.read_at_hand().await {
+                Ok(Some(bytes)) => parser.push(&bytes),
+                Ok(None) | Err(_) => return,
+            }
+            self.reads.set(self.reads.get() + 1);
+            let mut started = now_ms();
+            while let Some(m) = parser.next_message() {
+                if self.stream_closed.get() {
+                    return;
+                }
+                self.on_message(&m.event, &m.data);
+                if now_ms() - started >= EVENT_BUDGET_MS {
+                    sleep(0).await;
+                    started = now_ms();
+                }
+            }
+            if self.stream_closed.get() {
+                return;
+            }
+            sleep(READ_EVERY_MS).await;
+        }
     }
 
     /// Fetches the ablation deltas (again, once the fetch in flight is done).
@@ -628,8 +768,9 @@ impl Live {
 
     fn shutdown(&self) {
         self.alive.set(false);
-        if let Some(s) = self.source.borrow_mut().take() {
-            s.es.close();
+        self.stream_closed.set(true);
+        if let Some(c) = self.stream.borrow_mut().take() {
+            c.abort();
         }
     }
 }
@@ -680,12 +821,14 @@ pub fn ExperimentView(id: ExperimentId) -> impl IntoView {
         ablation: RefCell::new(None),
         axes: RefCell::new(Vec::new()),
         layer: RefCell::new(None),
+        curves_shown: RefCell::new(CurvesShown::default()),
         frame_pending: Cell::new(false),
         curves_dirty: Cell::new(false),
         last_curves_ms: Cell::new(f64::NEG_INFINITY),
         alive: Cell::new(true),
         dom_dirty: Cell::new(false),
         last_dom_ms: Cell::new(f64::NEG_INFINITY),
+        last_parallel_ms: Cell::new(f64::NEG_INFINITY),
         frames: Cell::new(0),
         born_ms: now_ms(),
         rendered: Cell::new(false),
@@ -696,7 +839,9 @@ pub fn ExperimentView(id: ExperimentId) -> impl IntoView {
         stale: Cell::new(0),
         ablation_busy: Cell::new(false),
         ablation_again: Cell::new(false),
-        source: RefCell::new(None),
+        stream: RefCell::new(None),
+        stream_closed: Cell::new(false),
+        reads: Cell::new(0),
         canvases,
         shown,
     });
@@ -776,7 +921,7 @@ pub fn ExperimentView(id: ExperimentId) -> impl IntoView {
             if ended {
                 live.shown.connection.try_set("ended");
             } else {
-                live.open_stream(after);
+                live.follow(after).await;
             }
         });
     }

@@ -6,7 +6,9 @@
 //
 // Env: ALBEDO_URL (e.g. http://127.0.0.1:41234/), ALBEDO_ASSETS (the repo's assets/),
 // ALBEDO_DIST (the built app, for its wasm size), ALBEDO_USER_TOKEN (a user token: the
-// experiment tests open the app at URL#token=... as `cargo xtask demo` does).
+// experiment tests open the app at URL#token=... as `cargo xtask demo` does),
+// ALBEDO_BROWSER_ONLY (optional: run only the tests whose name contains one of its
+// `|`-separated parts, after opening the app with the user token).
 // Prints `browser tests: N passed, M failed`.
 
 import { chromium } from 'playwright-core';
@@ -21,6 +23,7 @@ const ASSETS = process.env.ALBEDO_ASSETS;
 const DIST = process.env.ALBEDO_DIST;
 const USER_TOKEN = process.env.ALBEDO_USER_TOKEN;
 const OUT = process.env.ALBEDO_BROWSER_OUT || '/tmp/albedo-browser';
+const ONLY = process.env.ALBEDO_BROWSER_ONLY?.split('|').filter(Boolean);
 if (!BASE || !ASSETS) {
   console.error('set ALBEDO_URL and ALBEDO_ASSETS (cargo xtask test does)');
   process.exit(2);
@@ -1564,6 +1567,12 @@ test('the live view stays smooth with 1000 trials of 100 points each', async () 
   const id = JSON.parse(body).id;
   const startedAt = Date.now();
 
+  // The machine's share: an empty page in a browser context of its own (a renderer process
+  // of its own) measured over the same time, with the same server, worker and browser.
+  const blankContext = await page.context().browser().newContext({ viewport: { width: 400, height: 300 } });
+  const blank = await blankContext.newPage();
+  await blank.setContent('<p>idle</p>');
+  const stopBlank = await watchFrames(blank);
   // Watch it live from the start: frame times while the events stream.
   const stopFrames = await watchFrames(page);
   await page.evaluate((h) => { location.hash = h; }, `#/experiments/${id}`);
@@ -1588,6 +1597,8 @@ test('the live view stays smooth with 1000 trials of 100 points each', async () 
   await page.waitForSelector(`#live[data-state="finished"][data-connection="ended"]`, { timeout: 150_000 });
   const runWall = Date.now() - startedAt;
   const frames = frameStats(await stopFrames());
+  const blankFrames = frameStats(await stopBlank());
+  await blankContext.close();
   await late.waitForSelector('#live[data-state="finished"][data-connection="ended"]', { timeout: 30_000 });
 
   // Every stored point drawn, every event after the snapshot received once, in both views.
@@ -1629,6 +1640,7 @@ test('the live view stays smooth with 1000 trials of 100 points each', async () 
   console.log(`  live view opened at the start: first render ${firstLive} ms; while streaming ${fmtStats(frames)}; ` +
     `drawing per frame max ${drawMax} ms, mean ${(drawTotal / Math.max(1, drawFrames)).toFixed(2)} ms over ${drawFrames} frames; ` +
     `${timing}`);
+  console.log(`  an empty page meanwhile (what the loaded machine allows any page): ${fmtStats(blankFrames)}`);
   console.log(`  live view opened half way: first render ${lateFirst} ms (${lateWall} ms from navigation) with ${lateSnapshotPoints} points from the snapshot; ` +
     `no event missed or repeated`);
   console.log(`  reopened when ended: ${points} points drawn ${reloadWall} ms after reload (first render ${reloadFirst} ms after the view was made: ${reloadParts}); ` +
@@ -1656,7 +1668,12 @@ try {
   const consoleLines = [];
   page.on('console', (m) => consoleLines.push(`[${m.type()}] ${m.text()}`));
   page.on('pageerror', (e) => consoleLines.push(`[pageerror] ${e.message}`));
-  for (const t of tests) {
+  if (ONLY?.length) {
+    // The tests that run alone start from the app, signed in, as the earlier tests leave it.
+    await page.goto(`${BASE}#token=${USER_TOKEN}`);
+    await page.waitForSelector('#token-status[data-set="true"]', { timeout: 30_000 });
+  }
+  for (const t of tests.filter((t) => !ONLY?.length || ONLY.some((o) => t.name.includes(o)))) {
     const started = Date.now();
     try {
       await Promise.race([
