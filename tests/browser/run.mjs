@@ -16,6 +16,7 @@ import { PNG } from 'pngjs';
 import { fromFile } from 'geotiff';
 import { readdirSync, readFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import net from 'node:net';
 import { gzipSync } from 'node:zlib';
 
 const BASE = process.env.ALBEDO_URL;
@@ -903,6 +904,75 @@ test('an experiment launched from the form streams its curves live to the end', 
   console.log(`  ${id}: points drawn ${seen.join(' -> ')}; ${bars} bars on ${lanes} lanes; ` +
     `best trial ${done.best.trial} = ${done.best.value.toFixed(4)}; ` +
     `${trials.filter((t) => t.state === 'stopped').length} stopped early`);
+});
+
+test('a live view whose stream breaks off picks up after its last event: none missed, none twice', async () => {
+  const TRIALS = 12;
+  const STEPS = 20;
+  const spec = {
+    name: `stream break ${Date.now()}`, metric: 'accuracy', direction: 'maximize', max_trials: TRIALS,
+    params: [
+      { name: 'lr', type: 'float', low: 1e-4, high: 0.1, log: true },
+      { name: 'width', type: 'categorical', values: [16, 32, 64, 128] },
+      { name: 'dropout', type: 'float', low: 0, high: 0.5 },
+    ],
+    optimizer: { type: 'random' }, early_stopping: { type: 'none' }, seed: 5,
+    trial: { kind: 'synthetic', steps: STEPS, step_ms: 50 },
+  };
+  const created = await fetch(new URL('/api/experiments', BASE), {
+    method: 'POST', body: JSON.stringify(spec),
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${USER_TOKEN}` },
+  });
+  const body = await created.text();
+  assert(created.status === 201, `created: HTTP ${created.status} ${body}`);
+  const id = JSON.parse(body).id;
+  // The view talks to the server through a TCP relay of the test's own, whose connections
+  // the test cuts: a real break of the open stream, as a network or a proxy would make.
+  const sockets = new Set();
+  let down = false;
+  const server = new URL(BASE);
+  const relay = net.createServer((client) => {
+    if (down) { client.destroy(); return; }
+    const upstream = net.connect(Number(server.port), server.hostname);
+    sockets.add(client); sockets.add(upstream);
+    const close = () => { client.destroy(); upstream.destroy(); sockets.delete(client); sockets.delete(upstream); };
+    for (const sock of [client, upstream]) { sock.on('error', close); sock.on('close', close); }
+    client.pipe(upstream); upstream.pipe(client);
+  });
+  await new Promise((resolve) => relay.listen(0, '127.0.0.1', resolve));
+  const context = await page.context().browser().newContext({ viewport: { width: 1400, height: 900 } });
+  let cut;
+  try {
+    const page2 = await context.newPage();
+    await page2.goto(`http://127.0.0.1:${relay.address().port}/#/experiments/${id}`);
+    await page2.waitForSelector(`#live[data-experiment-id="${id}"][data-connection="live"]`, { timeout: 20_000 });
+    await page2.waitForFunction(() => Number(document.querySelector('#curves').dataset.points) > 0, null, { timeout: 20_000 });
+    // Every connection cut, and none taken for 2 s.
+    down = true;
+    for (const sock of sockets) sock.destroy();
+    await page2.waitForSelector('#live[data-connection="reconnecting"]', { timeout: 10_000 });
+    cut = await numAttr(page2, '#curves', 'data-points');
+    await page2.waitForTimeout(2000);
+    down = false;
+    await page2.waitForSelector(`#live[data-state="finished"][data-connection="ended"]`, { timeout: 60_000 });
+    const series = await api(`/api/experiments/${id}/metrics`);
+    const points = series.reduce((a, s) => a + s.points.filter((p) => 'accuracy' in p.values).length, 0);
+    assert(points === TRIALS * STEPS, `${points} points stored`);
+    assert(cut < points, `the stream broke off before the end (${cut} of ${points} points drawn)`);
+    await page2.waitForFunction((n) => Number(document.querySelector('#curves').dataset.points) === n, points, { timeout: 10_000 });
+    const after = await numAttr(page2, '#live', 'data-snapshot-event');
+    const want = await countEventsAfter(id, after);
+    const got = await numAttr(page2, '#live', 'data-received');
+    const stale = await numAttr(page2, '#live', 'data-stale');
+    assert(got === want && stale === 0,
+      `${got} events received after the snapshot's ${after}, the stream has ${want}; ${stale} twice`);
+    console.log(`  ${id}: stream cut at ${cut} of ${points} points for 2 s; reconnected; ${got} events, none twice`);
+  } finally {
+    down = false;
+    await context.close();
+    for (const sock of sockets) sock.destroy();
+    await new Promise((resolve) => relay.close(resolve));
+  }
 });
 
 test('an ablation study from the form shows each ticked component\'s delta', async () => {
