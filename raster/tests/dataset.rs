@@ -105,24 +105,6 @@ fn origin_of(origin: &str) -> (&str, u32, u32) {
     (scene, x.parse().unwrap(), y.parse().unwrap())
 }
 
-fn ben_classes() -> ClassMapping {
-    ClassMapping::new(vec![
-        ClassDef::new(
-            "forest",
-            &["Coniferous forest", "Broad-leaved forest", "Mixed forest"],
-        ),
-        ClassDef::new("arable", &["Non-irrigated arable land"]),
-        ClassDef::new("pastures", &["Pastures"]),
-        ClassDef::new(
-            "agriculture with natural vegetation",
-            &[
-                "Land principally occupied by agriculture, with significant areas of natural vegetation",
-            ],
-        ),
-        ClassDef::new("complex cultivation", &["Complex cultivation patterns"]),
-    ])
-}
-
 /// The labels of a BigEarthNet patch folder, read here.
 fn ben_labels(dir: &Path, patch: &str) -> Vec<String> {
     let path = dir
@@ -142,7 +124,7 @@ fn ben_labels(dir: &Path, patch: &str) -> Vec<String> {
 fn bigearthnet_s2_patches_with_bands_on_the_10m_grid_and_ndvi() {
     let root = TempDir::new("ben-s2");
     let dir = data(BEN_S2);
-    let classes = ben_classes();
+    let classes = ClassMapping::bigearthnet_sample();
     let spec = DatasetSpec::new(
         "ben-s2",
         SourceSpec::BigEarthNet {
@@ -259,7 +241,7 @@ fn bigearthnet_s1_and_channel_errors() {
             patches: vec![],
         },
         &["VV", "VH"],
-        ben_classes(),
+        ClassMapping::bigearthnet_sample(),
         120,
     );
     let ds = dataset::build(&root.0, &spec, &mut go).unwrap();

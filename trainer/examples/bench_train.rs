@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use albedo_raster::dataset::{self, ClassDef, ClassMapping, DatasetSpec, SourceSpec, Split};
+use albedo_raster::dataset::{self, ClassMapping, DatasetSpec, SourceSpec, Split};
 use albedo_trainer::{Compute, TrainConfig};
 
 /// The 13 input channels.
@@ -121,21 +121,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn bench(o: &Opts, root: &Path) -> Result<(), Box<dyn std::error::Error>> {
-    let classes = ClassMapping::new(vec![
-        ClassDef::new(
-            "forest",
-            &["Coniferous forest", "Broad-leaved forest", "Mixed forest"],
-        ),
-        ClassDef::new("arable", &["Non-irrigated arable land"]),
-        ClassDef::new("pastures", &["Pastures"]),
-        ClassDef::new(
-            "agriculture with natural vegetation",
-            &[
-                "Land principally occupied by agriculture, with significant areas of natural vegetation",
-            ],
-        ),
-        ClassDef::new("complex cultivation", &["Complex cultivation patterns"]),
-    ]);
+    let classes = ClassMapping::bigearthnet_sample();
     let mut spec = DatasetSpec::new(
         "bench-train",
         SourceSpec::BigEarthNet {

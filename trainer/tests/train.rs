@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use albedo_raster::dataset::{
-    self, ClassDef, ClassMapping, Dataset, DatasetSpec, SourceSpec, Split,
-};
+use albedo_raster::dataset::{self, ClassMapping, Dataset, DatasetSpec, SourceSpec, Split};
 use albedo_trainer::{Compute, EoCnn, Progress, TrainConfig, TrainerError, train};
 
 const CHANNELS: [&str; 6] = ["B02", "B03", "B04", "B08", "B11", "NDVI"];
@@ -33,19 +31,7 @@ fn scratch(tag: &str) -> PathBuf {
 fn ben() -> &'static Dataset {
     static DS: OnceLock<Dataset> = OnceLock::new();
     DS.get_or_init(|| {
-        let classes = ClassMapping::new(vec![
-            ClassDef::new(
-                "forest",
-                &["Coniferous forest", "Broad-leaved forest", "Mixed forest"],
-            ),
-            ClassDef::new("arable", &["Non-irrigated arable land"]),
-            ClassDef::new("pastures", &["Pastures"]),
-            ClassDef::new(
-                "agriculture with natural vegetation",
-                &["Land principally occupied by agriculture, with significant areas of natural vegetation"],
-            ),
-            ClassDef::new("complex cultivation", &["Complex cultivation patterns"]),
-        ]);
+        let classes = ClassMapping::bigearthnet_sample();
         let spec = DatasetSpec::new(
             "ben-s2-30",
             SourceSpec::BigEarthNet {
@@ -56,8 +42,10 @@ fn ben() -> &'static Dataset {
             classes,
             30,
         );
-        dataset::build(&scratch("datasets"), &spec, &mut |_| ControlFlow::Continue(()))
-            .unwrap()
+        dataset::build(&scratch("datasets"), &spec, &mut |_| {
+            ControlFlow::Continue(())
+        })
+        .unwrap()
     })
 }
 

@@ -371,15 +371,10 @@ mod tests {
 
     /// A tiny model (BigEarthNet, B02 B03 B04 NDVI, 30x30 patches, one epoch) under `root`.
     fn tiny_model(root: &Path) -> PathBuf {
-        use albedo_raster::dataset::{self, ClassDef, ClassMapping, DatasetSpec, SourceSpec};
-        let classes = ClassMapping::new(vec![
-            ClassDef::new(
-                "forest",
-                &["Coniferous forest", "Broad-leaved forest", "Mixed forest"],
-            ),
-            ClassDef::new("arable", &["Non-irrigated arable land"]),
-            ClassDef::new("pastures", &["Pastures"]),
-        ]);
+        use albedo_raster::dataset::{self, ClassMapping, DatasetSpec, SourceSpec};
+        // Forest, arable, pastures.
+        let mut classes = ClassMapping::bigearthnet_sample();
+        classes.classes.truncate(3);
         let spec = DatasetSpec::new(
             "ben",
             SourceSpec::BigEarthNet {

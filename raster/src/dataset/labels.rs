@@ -72,6 +72,27 @@ impl ClassMapping {
         ClassMapping { classes }
     }
 
+    /// Five land-cover groups of the CORINE labels that the bundled BigEarthNet sample
+    /// patches carry, in this priority: forest (coniferous, broad-leaved, mixed), arable
+    /// (non-irrigated), pastures, agriculture with natural vegetation, complex cultivation.
+    pub fn bigearthnet_sample() -> ClassMapping {
+        ClassMapping::new(vec![
+            ClassDef::new(
+                "forest",
+                &["Coniferous forest", "Broad-leaved forest", "Mixed forest"],
+            ),
+            ClassDef::new("arable", &["Non-irrigated arable land"]),
+            ClassDef::new("pastures", &["Pastures"]),
+            ClassDef::new(
+                "agriculture with natural vegetation",
+                &[
+                    "Land principally occupied by agriculture, with significant areas of natural vegetation",
+                ],
+            ),
+            ClassDef::new("complex cultivation", &["Complex cultivation patterns"]),
+        ])
+    }
+
     /// Classes that each take the label equal to their name (e.g. CORINE names).
     pub fn from_names(names: &[&str]) -> ClassMapping {
         ClassMapping {

@@ -282,7 +282,7 @@ mod tests {
 
     use std::ops::ControlFlow;
 
-    use albedo_raster::dataset::{self, ClassDef, ClassMapping, DatasetSpec, SourceSpec};
+    use albedo_raster::dataset::{self, ClassMapping, DatasetSpec, SourceSpec};
     use albedo_shared::experiment::{Params, TrialId};
     use albedo_shared::protocol::{LeaseId, TrialSpec};
 
@@ -296,21 +296,7 @@ mod tests {
         let data = std::env::var_os("ALBEDO_DATA")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/work/shared/data"));
-        let classes = ClassMapping::new(vec![
-            ClassDef::new(
-                "forest",
-                &["Coniferous forest", "Broad-leaved forest", "Mixed forest"],
-            ),
-            ClassDef::new("arable", &["Non-irrigated arable land"]),
-            ClassDef::new("pastures", &["Pastures"]),
-            ClassDef::new(
-                "agriculture with natural vegetation",
-                &[
-                    "Land principally occupied by agriculture, with significant areas of natural vegetation",
-                ],
-            ),
-            ClassDef::new("complex cultivation", &["Complex cultivation patterns"]),
-        ]);
+        let classes = ClassMapping::bigearthnet_sample();
         let spec = DatasetSpec::new(
             "ben",
             SourceSpec::BigEarthNet {
