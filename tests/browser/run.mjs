@@ -47,6 +47,19 @@ async function api(path) {
   return r.json();
 }
 
+/** POSTs `body` as JSON with the user token; asserts the answer's status (`status`, or any
+ * 2xx) and returns its JSON. */
+async function apiPost(path, body, status) {
+  const r = await fetch(new URL(path, BASE), {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${USER_TOKEN}` },
+    body: JSON.stringify(body),
+  });
+  const text = await r.text();
+  assert(status === undefined ? r.ok : r.status === status, `${path}: HTTP ${r.status} ${text}`);
+  return JSON.parse(text);
+}
+
 /** The CPU twin of the renderer's stretch: clamp((v-min)/(max-min))^(1/gamma) as a byte. */
 function stretch(v, min, max, gamma) {
   let t = (v - min) / (max - min);
@@ -919,13 +932,7 @@ test('a live view whose stream breaks off picks up after its last event: none mi
     optimizer: { type: 'random' }, early_stopping: { type: 'none' }, seed: 5,
     trial: { kind: 'synthetic', steps: STEPS, step_ms: 50 },
   };
-  const created = await fetch(new URL('/api/experiments', BASE), {
-    method: 'POST', body: JSON.stringify(spec),
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${USER_TOKEN}` },
-  });
-  const body = await created.text();
-  assert(created.status === 201, `created: HTTP ${created.status} ${body}`);
-  const id = JSON.parse(body).id;
+  const id = (await apiPost('/api/experiments', spec, 201)).id;
   // The view talks to the server through a TCP relay of the test's own, whose connections
   // the test cuts: a real break of the open stream, as a network or a proxy would make.
   const sockets = new Set();
@@ -960,12 +967,7 @@ test('a live view whose stream breaks off picks up after its last event: none mi
     assert(points === TRIALS * STEPS, `${points} points stored`);
     assert(cut < points, `the stream broke off before the end (${cut} of ${points} points drawn)`);
     await page2.waitForFunction((n) => Number(document.querySelector('#curves').dataset.points) === n, points, { timeout: 10_000 });
-    const after = await numAttr(page2, '#live', 'data-snapshot-event');
-    const want = await countEventsAfter(id, after);
-    const got = await numAttr(page2, '#live', 'data-received');
-    const stale = await numAttr(page2, '#live', 'data-stale');
-    assert(got === want && stale === 0,
-      `${got} events received after the snapshot's ${after}, the stream has ${want}; ${stale} twice`);
+    const got = await assertEventsOnce(page2, id, 'view whose stream was cut');
     console.log(`  ${id}: stream cut at ${cut} of ${points} points for 2 s; reconnected; ${got} events, none twice`);
   } finally {
     down = false;
@@ -1366,16 +1368,6 @@ test('the Sentinel-2 swath wedge (DN 0) is a checkerboard and out of the auto-st
  */
 async function classifiedFixture() {
   assert(USER_TOKEN, 'a user token (ALBEDO_USER_TOKEN)');
-  const post = async (path, body) => {
-    const r = await fetch(new URL(path, BASE), {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${USER_TOKEN}` },
-      body: JSON.stringify(body),
-    });
-    const text = await r.text();
-    assert(r.ok, `${path}: HTTP ${r.status} ${text}`);
-    return JSON.parse(text);
-  };
   const waitFor = async (what, fn, ms) => {
     const until = Date.now() + ms;
     for (;;) {
@@ -1386,7 +1378,7 @@ async function classifiedFixture() {
     }
   };
   const name = `e2e-lc-${Date.now() % 100000}`;
-  const job = await post('/api/datasets', {
+  const job = await apiPost('/api/datasets', {
     name,
     source: { kind: 'bigearthnet', dir: join(ASSETS, 'labeled/bigearthnet/v1_geotiff/S2') },
     channels: ['B02', 'B03', 'B04', 'B08'],
@@ -1406,7 +1398,7 @@ async function classifiedFixture() {
   }, 90_000);
   const params = Object.entries({ width: 4, depth: 1, lr: 0.01, epochs: 1, batch_size: 16, seed: 1 })
     .map(([n, v]) => ({ name: n, type: 'categorical', values: [v] }));
-  const exp = await post('/api/experiments', {
+  const exp = await apiPost('/api/experiments', {
     name, metric: 'val_accuracy', direction: 'maximize', params, optimizer: { type: 'grid' },
     max_trials: 1, trial: { kind: 'eo_cnn', dataset: name, version: 1, threads: 1 },
   });
@@ -1607,6 +1599,18 @@ async function countEventsAfter(id, after) {
   }
 }
 
+/** Asserts that the live view in `p` took from the stream exactly the events the server has
+ * after its snapshot's, none twice; returns how many. */
+async function assertEventsOnce(p, id, what) {
+  const after = await numAttr(p, '#live', 'data-snapshot-event');
+  const want = await countEventsAfter(id, after);
+  const got = await numAttr(p, '#live', 'data-received');
+  const stale = await numAttr(p, '#live', 'data-stale');
+  assert(got === want && stale === 0,
+    `${what}: ${got} events received after the snapshot's ${after}, the stream has ${want}; ${stale} twice`);
+  return got;
+}
+
 const fmtStats = (s) => `${s.frames} frames, interval p50 ${s.p50.toFixed(1)} ms, p95 ${s.p95.toFixed(1)} ms, ` +
   `p99 ${s.p99.toFixed(1)} ms, max ${s.max.toFixed(0)} ms, ${s.over50} over 50 ms; ` +
   `${s.longTasks} long tasks (max ${s.longMax.toFixed(0)} ms, ${s.longSum.toFixed(0)} ms in all)`;
@@ -1628,13 +1632,7 @@ test('the live view stays smooth with 1000 trials of 100 points each', async () 
     optimizer: { type: 'random' }, early_stopping: { type: 'none' }, seed: 11,
     trial: { kind: 'synthetic', steps: STEPS, step_ms: STEP_MS },
   };
-  const created = await fetch(new URL('/api/experiments', BASE), {
-    method: 'POST', body: JSON.stringify(spec),
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${USER_TOKEN}` },
-  });
-  const body = await created.text();
-  assert(created.status === 201, `created: HTTP ${created.status} ${body}`);
-  const id = JSON.parse(body).id;
+  const id = (await apiPost('/api/experiments', spec, 201)).id;
   const startedAt = Date.now();
 
   // The machine's share: an empty page in a browser context of its own (a renderer process
@@ -1677,12 +1675,7 @@ test('the live view stays smooth with 1000 trials of 100 points each', async () 
   assert(points === TRIALS * STEPS, `${points} points stored`);
   for (const [p, what] of [[page, 'view opened at the start'], [late, 'view opened half way']]) {
     await p.waitForFunction((n) => Number(document.querySelector('#curves').dataset.points) === n, points, { timeout: 10_000 });
-    const after = await numAttr(p, '#live', 'data-snapshot-event');
-    const want = await countEventsAfter(id, after);
-    const got = await numAttr(p, '#live', 'data-received');
-    const stale = await numAttr(p, '#live', 'data-stale');
-    assert(got === want && stale === 0,
-      `${what}: ${got} events received after the snapshot's ${after}, the stream has ${want}; ${stale} twice`);
+    await assertEventsOnce(p, id, what);
   }
   const drawMax = await numAttr(page, '#live', 'data-draw-max-ms');
   const timing = await page.getAttribute('#live', 'data-timing');
