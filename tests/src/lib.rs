@@ -40,9 +40,24 @@ pub fn binary(name: &str) -> PathBuf {
     bin
 }
 
-/// A child process killed (SIGKILL) when dropped.
+/// A child process killed (SIGKILL) when dropped, with the temporary folder it writes into
+/// (a worker's models), removed after it.
 #[derive(Debug)]
-pub struct Proc(pub Child);
+pub struct Proc(
+    pub Child,
+    #[expect(
+        dead_code,
+        reason = "held only to be removed after the process is killed"
+    )]
+    Option<tempfile::TempDir>,
+);
+
+impl Proc {
+    /// Wraps a started process that owns no temporary folder.
+    pub fn new(child: Child) -> Self {
+        Proc(child, None)
+    }
+}
 
 impl Proc {
     /// Sends SIGKILL and reaps the process.
@@ -61,29 +76,34 @@ impl Drop for Proc {
 /// Starts `albedo-worker` with `slots` slots against the server at `addr` (its output
 /// discarded).
 pub fn worker(addr: &str, token: &str, name: &str, slots: u32) -> Proc {
-    Proc(
-        Command::new(binary("albedo-worker"))
-            .args([
-                "--server",
-                &format!("http://{addr}"),
-                "--slots",
-                &slots.to_string(),
-                "--name",
-                name,
-            ])
-            .env("ALBEDO_WORKER_TOKEN", token)
-            // Models that `eo_cnn` trials save go to the system's temporary folder, not
-            // into the source tree.
-            .env(
-                "ALBEDO_MODELS_DIR",
-                std::env::temp_dir().join(format!("albedo-test-models-{}", std::process::id())),
-            )
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start albedo-worker"),
-    )
+    worker_with(addr, token, name, slots, Stdio::null())
+}
+
+/// Starts `albedo-worker` like [`worker`], its standard error going to `stderr`. Models
+/// that its `eo_cnn` trials save go to a temporary folder removed with the returned
+/// [`Proc`], not into the source tree.
+pub fn worker_with(addr: &str, token: &str, name: &str, slots: u32, stderr: Stdio) -> Proc {
+    let models = tempfile::Builder::new()
+        .prefix("albedo-test-models-")
+        .tempdir()
+        .expect("temporary models folder");
+    let child = Command::new(binary("albedo-worker"))
+        .args([
+            "--server",
+            &format!("http://{addr}"),
+            "--slots",
+            &slots.to_string(),
+            "--name",
+            name,
+        ])
+        .env("ALBEDO_WORKER_TOKEN", token)
+        .env("ALBEDO_MODELS_DIR", models.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("start albedo-worker");
+    Proc(child, Some(models))
 }
 
 /// Runs `albedo` with `args` to completion and returns (success, stdout, stderr).
@@ -134,7 +154,7 @@ pub fn serve_with(data: &Path, listen: &str, extra: &[&str]) -> (Proc, String) {
         .to_string();
     // Keep draining stdout so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines.by_ref() {});
-    (Proc(child), addr)
+    (Proc::new(child), addr)
 }
 
 /// `GET path` on `addr`: (status, body).

@@ -1,11 +1,11 @@
 //! The real `albedo` and `albedo-worker` processes: ingest, serve, worker authentication,
 //! a worker killed with SIGKILL, and bad input that must leave nothing behind.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use albedo_system_tests::{
-    Proc, albedo, binary, get, get_json, repo_root, serve, serve_on, wait_until,
+    Proc, albedo, get, get_json, repo_root, serve, serve_on, wait_until, worker_with,
 };
 
 fn t33uuu() -> String {
@@ -16,23 +16,7 @@ fn t33uuu() -> String {
 }
 
 fn worker(addr: &str, token: &str, name: &str) -> Proc {
-    Proc(
-        Command::new(binary("albedo-worker"))
-            .args([
-                "--server",
-                &format!("http://{addr}"),
-                "--slots",
-                "2",
-                "--name",
-                name,
-            ])
-            .env("ALBEDO_WORKER_TOKEN", token)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start albedo-worker"),
-    )
+    worker_with(addr, token, name, 2, Stdio::piped())
 }
 
 fn worker_names(addr: &str) -> Vec<String> {

@@ -12,7 +12,9 @@
 //!   run (computed in-process by `albedo_tuning::sim` for the same trials, zero overhead)
 //!   over the measured one.
 //! - `overhead`: 2000 trials of 50 ms on 32 slots against total work / slots, with
-//!   `prefetch: 1` (the sweep's setting) and without.
+//!   `prefetch: 1` (the sweep's setting) and without; and where the time went: start-up
+//!   (`running` to the 32nd trial start), tail (last trial end to `finished`), the trials'
+//!   mean length as the server saw them, and the slot-time no trial ran.
 //! - `scaling`: 256 trials of 200 ms on 1..64 slots; speedup over 1 slot divided by slots.
 //! - `ingest`: metric reports per second stored and streamed (SSE) by the server.
 //!
@@ -128,6 +130,7 @@ impl Cluster {
                 .iter()
                 .filter(|e| e.1["event"]["type"] == "metric")
                 .count(),
+            events: events.into_iter().map(|e| e.1).collect(),
         }
     }
 }
@@ -136,9 +139,63 @@ struct Run {
     wall_secs: f64,
     trials: Vec<Value>,
     metric_events: usize,
+    /// Every event of the run, in order.
+    events: Vec<Value>,
+}
+
+/// Where a throughput run's wall went beyond its trials, from the server's event times (ms):
+/// start-up (the `running` event to the `slots`-th trial start), tail (the last trial's
+/// end to the `finished` event), and the trials' own mean length (start to end as the
+/// server saw them, against their nominal step time).
+struct Breakdown {
+    startup_ms: i64,
+    tail_ms: i64,
+    mean_trial_ms: f64,
+    /// Slot-milliseconds no trial ran, over the whole run.
+    idle_slot_ms: i64,
 }
 
 impl Run {
+    fn breakdown(&self, slots: usize) -> Breakdown {
+        let at = |e: &Value| e["at_ms"].as_i64().unwrap_or(0);
+        let first = self.events.first().map(at).unwrap_or(0);
+        let last = self.events.last().map(at).unwrap_or(0);
+        let mut starts = std::collections::HashMap::new();
+        let mut ends = std::collections::HashMap::new();
+        for e in &self.events {
+            let ev = &e["event"];
+            let trial = ev["trial"].as_u64();
+            match (ev["type"].as_str(), trial) {
+                (Some("trial_leased"), Some(t)) if ev["waiting"] != true => {
+                    starts.entry(t).or_insert(at(e));
+                }
+                (Some("trial_started"), Some(t)) => {
+                    starts.entry(t).or_insert(at(e));
+                }
+                (Some("trial_state"), Some(t)) if ev["state"] == "finished" => {
+                    ends.insert(t, at(e));
+                }
+                _ => {}
+            }
+        }
+        let mut start_times: Vec<i64> = starts.values().copied().collect();
+        start_times.sort_unstable();
+        let startup_ms = start_times
+            .get(slots.saturating_sub(1))
+            .map_or(0, |t| t - first);
+        let last_end = ends.values().copied().max().unwrap_or(last);
+        let lengths: Vec<i64> = ends
+            .iter()
+            .filter_map(|(t, end)| starts.get(t).map(|s| end - s))
+            .collect();
+        let busy: i64 = lengths.iter().sum();
+        Breakdown {
+            startup_ms,
+            tail_ms: last - last_end,
+            mean_trial_ms: busy as f64 / lengths.len().max(1) as f64,
+            idle_slot_ms: (last - first) * slots as i64 - busy,
+        }
+    }
     /// Best final value of the finished trials (maximised).
     fn best(&self) -> f64 {
         self.trials
@@ -300,6 +357,14 @@ fn overhead(c: &mut Cluster) {
             &format!("scheduler_overhead_vs_floor_pct{suffix}"),
             format!("{:.2}", (run.wall_secs / floor - 1.0) * 100.0),
         );
+        let b = run.breakdown(32);
+        line(&format!("overhead_startup_ms{suffix}"), b.startup_ms);
+        line(&format!("overhead_tail_ms{suffix}"), b.tail_ms);
+        line(
+            &format!("overhead_mean_trial_ms{suffix}"),
+            format!("{:.2}", b.mean_trial_ms),
+        );
+        line(&format!("overhead_idle_slot_ms{suffix}"), b.idle_slot_ms);
     }
 }
 

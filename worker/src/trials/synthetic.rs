@@ -105,13 +105,31 @@ pub(crate) async fn run(
 #[cfg(target_os = "linux")]
 const SPIN: Duration = Duration::from_micros(200);
 
-/// Keeps the core until `deadline` (at most [`SPIN`]).
+/// Keeps the core until `deadline` (at most [`SPIN`]), yielding to the runtime between
+/// looks at the clock: the worker's runtime has one thread, and the slots' deadlines come
+/// close together (their trials started together), so a spin that held the thread would
+/// make each slot's wake-up wait for the others' spins. Yielding keeps the thread awake (the
+/// runtime polls its reactor without blocking while a task yields), so every slot whose
+/// timer fires meanwhile is polled at once and spins alongside.
 #[cfg(target_os = "linux")]
-fn spin_until(deadline: Instant) {
-    while Instant::now() < deadline {
-        std::hint::spin_loop();
+async fn spin_until(deadline: Instant) {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        if left > LAST_SPIN {
+            tokio::task::yield_now().await;
+        } else {
+            std::hint::spin_loop();
+        }
     }
 }
+
+/// The end of a spin that holds the runtime's thread: one round of the runtime (its other
+/// tasks, a look at its reactor) takes some 10-20 µs, which a yielding spin would overrun.
+#[cfg(target_os = "linux")]
+const LAST_SPIN: Duration = Duration::from_micros(25);
 
 /// Sleeps until `deadline` to within some microseconds. tokio's timer has a 1 ms resolution
 /// and rounds every sleep up to its next tick (half a millisecond late on average: 1 % of a
@@ -124,7 +142,7 @@ async fn sleep_until(deadline: Instant) {
         let wake = deadline.checked_sub(SPIN).unwrap_or(deadline);
         match precise::sleep_until(wake).await {
             Ok(()) => {
-                spin_until(deadline);
+                spin_until(deadline).await;
                 return;
             }
             Err(e) => tracing::debug!("timerfd sleep failed ({e}); using tokio's timer"),
