@@ -789,6 +789,10 @@ impl Core {
                 "its worker was lost (no reconnect within {} s)",
                 grace.as_secs_f64()
             );
+            if exp.rt[i].started_ms.is_none() {
+                // It waited on the worker (`prefetch`) and never ran: not an attempt.
+                exp.rt[i].attempt = exp.rt[i].attempt.saturating_sub(1);
+            }
             self.end_attempt(info.seq, i, reason)?;
         }
         Ok(())
@@ -1972,6 +1976,37 @@ mod tests {
                 .contains("gave up"),
             "{trials:?}"
         );
+        assert_eq!(state(&core, seq), ExperimentState::Finished);
+    }
+
+    #[test]
+    fn a_lost_workers_waiting_trials_do_not_spend_an_attempt() {
+        let mut core = core(Duration::ZERO);
+        let mut a = connect(&mut core, 1, 1);
+        let seq = create(
+            &mut core,
+            serde_json::json!({"max_trials": 2, "max_attempts": 1, "prefetch": 1}),
+        );
+        // One running, one waiting behind it on the same slot.
+        let (first, _) = orders(&mut a);
+        assert_eq!(first.len(), 2, "{first:?}");
+        core.handle_batch(vec![Cmd::Gone { conn: 1 }]);
+        core.handle_batch(Vec::new());
+        let trials = db::list_trials(&core.conn, seq).expect("trials");
+        let of = |t: u64| &trials[t as usize];
+        // The running one used its only attempt; the waiting one never ran and goes back to
+        // the queue with its attempt unspent.
+        assert_eq!(of(first[0].1).state, TrialState::Failed, "{trials:?}");
+        assert_eq!(of(first[1].1).state, TrialState::Queued, "{trials:?}");
+        assert_eq!(of(first[1].1).attempt, 0, "{trials:?}");
+        let mut b = connect(&mut core, 2, 1);
+        let (second, _) = orders(&mut b);
+        assert_eq!(second.len(), 1, "{second:?}");
+        assert_eq!(second[0].1, first[1].1, "the waiting trial runs now");
+        finish(&mut core, 2, second[0].0, 0.7);
+        let trials = db::list_trials(&core.conn, seq).expect("trials");
+        assert_eq!(trials[first[1].1 as usize].state, TrialState::Finished);
+        assert_eq!(trials[first[1].1 as usize].attempt, 1);
         assert_eq!(state(&core, seq), ExperimentState::Finished);
     }
 
