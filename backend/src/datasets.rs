@@ -496,7 +496,11 @@ mod tests {
 
     #[tokio::test]
     async fn manifests_and_jobs_answer_no_server_path() {
-        let given = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/labeled");
+        let given = std::path::PathBuf::from(
+            std::env::var_os("CARGO_MANIFEST_DIR")
+                .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+        )
+        .join("../../shared/data/labeled");
         let real = given.canonicalize().expect("the shared sample data");
         let data = tempfile::tempdir().expect("tempdir");
         let store = crate::store::Store::open(data.path()).expect("store");
@@ -554,7 +558,8 @@ mod tests {
             given.display().to_string(),
             data.path().display().to_string(),
             data_dir.display().to_string(),
-            env!("CARGO_MANIFEST_DIR").to_string(),
+            std::env::var("CARGO_MANIFEST_DIR")
+                .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
         ];
         let mut answers = Vec::new();
         for uri in [

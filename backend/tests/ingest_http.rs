@@ -15,7 +15,10 @@ use albedo_backend::store::{Store, TokenScope};
 use albedo_backend::{AppState, Config, router};
 
 fn data_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data")
+    PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../../shared/data")
 }
 
 fn stac(name: &str) -> PathBuf {

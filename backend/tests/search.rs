@@ -16,7 +16,10 @@ use albedo_backend::{AppState, Config, router};
 const DEFAULT_COLLECTION: &str = "sentinel-2-stactools";
 
 fn stac_dir() -> PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/stac")
+    PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../../shared/data/stac")
 }
 
 fn sources() -> Vec<PathBuf> {

@@ -2,7 +2,7 @@
 //! per collection (updated when an item moves between collections, rebuilt for old stores),
 //! and broad bboxes tested row by row instead of through the R*Tree.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -14,9 +14,11 @@ use albedo_backend::store::Store;
 use albedo_backend::{AppState, Config, router};
 
 fn stac(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data/stac")
-        .join(name)
+    PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../../shared/data/stac")
+    .join(name)
 }
 
 async fn search(state: &AppState, query: &str) -> Value {

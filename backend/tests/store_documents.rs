@@ -8,9 +8,10 @@ use rusqlite::{Connection, params};
 use serde_json::Value;
 
 fn items() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(
-        "../../shared/data/stac/sentinel-2-l2a_100_items_planetary-computer_13TDE_2024.ndjson",
+    std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
     )
+    .join("../../shared/data/stac/sentinel-2-l2a_100_items_planetary-computer_13TDE_2024.ndjson")
 }
 
 /// The source's items by id, as the file holds them.

@@ -14,7 +14,10 @@ use albedo_shared::catalog::ProductList;
 use albedo_shared::rasterwire::{RasterHeader, payload_to_f32};
 
 fn data_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data")
+    PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../../shared/data")
 }
 
 fn state_with(path: &Path) -> (tempfile::TempDir, AppState) {

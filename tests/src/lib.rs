@@ -14,11 +14,17 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Root of the repository.
+///
+/// Read at run time (cargo sets `CARGO_MANIFEST_DIR` for what it runs; the build's value is
+/// the fallback): cargo reuses a target folder's binaries for another checkout of the same
+/// sources, and the path compiled into them would be the other checkout's.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ is in the repository root")
-        .to_path_buf()
+    PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .parent()
+    .expect("tests/ is in the repository root")
+    .to_path_buf()
 }
 
 /// Path of a workspace binary built in the same profile as this test.

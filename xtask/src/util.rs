@@ -7,11 +7,17 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 /// Root of the repository (the parent of `xtask/`).
+///
+/// Read at run time (cargo sets `CARGO_MANIFEST_DIR` for what it runs; the build's value is
+/// the fallback): cargo reuses a target folder's binaries for another checkout of the same
+/// sources, and the path compiled into them would be the other checkout's.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the repository root")
-        .to_path_buf()
+    PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .parent()
+    .expect("xtask lives in the repository root")
+    .to_path_buf()
 }
 
 /// Cargo's target folder for everything xtask builds: `CARGO_TARGET_DIR` when set; under CI

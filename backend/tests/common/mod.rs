@@ -11,7 +11,10 @@ use albedo_backend::{AppState, Config, router};
 
 /// The project's shared sample data (`../shared/data`).
 pub fn data_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data")
+    std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../../shared/data")
 }
 
 /// A store in a temporary folder with `paths` ingested (STAC items that name no collection
