@@ -5,8 +5,8 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d, Relu};
 use burn::tensor::activation::relu;
-use burn::tensor::module::{conv2d, linear, max_pool2d};
-use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
+use burn::tensor::module::{conv2d, linear};
+use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -126,6 +126,23 @@ impl ConvBlock {
     }
 }
 
+/// 2x2 max pooling with stride 2 (odd last rows and columns dropped, as `MaxPool2d`
+/// does), as reductions over a reshaped view: each window's four values become two axes
+/// of length 2 of a contiguous reshape, so the pass is two `max_dim`s. For inference only:
+/// on burn flex it is faster than `max_pool2d` forward (inference 672 -> 865 images/s in
+/// `bench_train`), but its backward is slower (training 289 -> 211).
+fn max_pool_2x2(x: Tensor<4>) -> Tensor<4> {
+    let [b, c, h, w] = x.dims();
+    let (h2, w2) = (h / 2, w / 2);
+    let x = if h % 2 == 1 || w % 2 == 1 {
+        x.slice([0..b, 0..c, 0..h2 * 2, 0..w2 * 2])
+    } else {
+        x
+    };
+    let x: Tensor<6> = x.reshape([b, c, h2, 2, w2, 2]);
+    x.max_dim(5).max_dim(3).reshape([b, c, h2, w2])
+}
+
 /// The whole network.
 #[derive(Module, Debug)]
 pub(crate) struct Net {
@@ -207,11 +224,10 @@ impl InferNet {
     /// Logits `[B, K]` of `x` `[B, C, P, P]`.
     pub(crate) fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let conv = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
-        let pool = MaxPoolOptions::new([2, 2]);
         let mut x = x;
         for (w, b) in &self.blocks {
             let y = conv2d(x, w.clone(), Some(b.clone()), conv.clone());
-            x = relu(max_pool2d(y, pool.clone()));
+            x = relu(max_pool_2x2(y));
         }
         let [n, f, _, _] = x.dims();
         let h: Tensor<2> = x.mean_dim(3).mean_dim(2).reshape([n, f]);
@@ -228,10 +244,17 @@ mod tests {
 
     #[test]
     fn the_folded_network_predicts_as_the_network() {
+        // 15: odd sides, whose last row and column each pooling drops.
+        for side in [16, 15] {
+            folded_predicts_as_unfolded(side);
+        }
+    }
+
+    fn folded_predicts_as_unfolded(side: usize) {
         let arch = ArchConfig {
             in_channels: 3,
             num_classes: 4,
-            patch_size: 16,
+            patch_size: side,
             width: 4,
             depth: 2,
             skip_blocks: Vec::new(),
@@ -241,12 +264,13 @@ mod tests {
         let net = Net::new(&arch, &device);
         // Training passes move the running statistics away from 0 and 1.
         for _ in 0..3 {
-            let x = Tensor::<4>::random([8, 3, 16, 16], Distribution::Normal(1.0, 2.0), &device);
+            let x =
+                Tensor::<4>::random([8, 3, side, side], Distribution::Normal(1.0, 2.0), &device);
             let _ = net.forward(x, None);
         }
         let net = net.valid();
         let x = Tensor::<4>::random(
-            [5, 3, 16, 16],
+            [5, 3, side, side],
             Distribution::Normal(1.0, 2.0),
             &Device::flex(),
         );
@@ -254,7 +278,10 @@ mod tests {
         let b = to_vec(net.folded().forward(x)).unwrap();
         assert_eq!(a.len(), 5 * 4);
         for (a, b) in a.iter().zip(&b) {
-            assert!((a - b).abs() <= 1e-4 * a.abs().max(1.0), "{a} vs {b}");
+            assert!(
+                (a - b).abs() <= 1e-4 * a.abs().max(1.0),
+                "{side}: {a} vs {b}"
+            );
         }
     }
 }
