@@ -1,7 +1,8 @@
 //! Classification of whole products with registered models, and the derived products it makes.
 //!
 //! - `POST /api/models/{name}/{version}/classify` (user token): [`ClassifyRequest`]
-//!   (`product`, optional `batch`, default [`DEFAULT_BATCH`]). The model must be registered
+//!   (`product`, optional `batch`, default [`DEFAULT_BATCH`], optional `device` of
+//!   [`DEVICES`], default the worker's own `--device`). The model must be registered
 //!   (else 404), the product must be in the catalog (else 404), have local pixels and every
 //!   band the model's channels need (derived channels such as NDVI need their two bands);
 //!   else 400 naming `product`. The product's band files come from the store, never from the
@@ -27,7 +28,8 @@
 //!   ended otherwise (a data folder from an older server) are swept when the store opens.
 //!
 //! What it is not: no pixel work here (the worker classifies, `albedo_raster::classmap`
-//! writes); no GPU choice (jobs run on the worker's CPU).
+//! writes); no choice of worker by device (any worker with a free slot takes the job; one
+//! without the device asked for fails it, saying so).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -64,6 +66,9 @@ pub const DEFAULT_BATCH: u32 = albedo_shared::api::CLASSIFY_DEFAULT_BATCH;
 
 /// Largest batch a request may ask for (shared with the browser app).
 pub const MAX_BATCH: u32 = albedo_shared::api::CLASSIFY_MAX_BATCH;
+
+/// Devices a request may name (what `albedo-worker --device` takes).
+pub const DEVICES: [&str; 2] = ["cpu", "wgpu"];
 
 /// Largest product grid classified, in pixels (a class raster is held in a worker's memory).
 pub const MAX_PIXELS: u64 = 1 << 28;
@@ -134,7 +139,7 @@ fn prepare(
     model: String,
     (name, version): (&str, u32),
     derived_dir: &Path,
-    batch: u32,
+    (batch, device): (u32, Option<String>),
 ) -> Result<(JobSpec, String), BackendError> {
     let json = model_dir.join(albedo_trainer::CONFIG_FILE);
     let text = std::fs::read_to_string(&json).map_err(|source| BackendError::Io {
@@ -214,7 +219,7 @@ fn prepare(
         band_indices,
         output: output.clone(),
         batch,
-        device: "cpu".into(),
+        device,
     };
     Ok((job, output))
 }
@@ -257,6 +262,15 @@ async fn classify(
             format!("must be between 1 and {MAX_BATCH}"),
         ));
     }
+    let device = req.device.clone();
+    if let Some(d) = &device
+        && !DEVICES.contains(&d.as_str())
+    {
+        return Err(BackendError::bad_request(
+            "device",
+            format!("unknown device '{d}' (one of {})", DEVICES.join(", ")),
+        ));
+    }
     let model_dir = model_dir(&models_root(&state), &name, version);
     let derived_dir = derived_root(&state);
     let model = format!("{name}/v{version}");
@@ -273,7 +287,7 @@ async fn classify(
                     model,
                     (&name, version),
                     &derived_dir,
-                    batch,
+                    (batch, device),
                 )
             })
         })
@@ -628,7 +642,7 @@ mod tests {
                     band_indices: BTreeMap::new(),
                     output: dir.join("out.tif").display().to_string(),
                     batch: 8,
-                    device: "cpu".into(),
+                    device: Some("cpu".into()),
                 };
                 // Not what a classify worker reports; then no plan for that output.
                 assert!(complete_job(c, &spec, result.clone(), &mut doomed).is_err());
@@ -674,7 +688,7 @@ mod tests {
             band_indices: BTreeMap::new(),
             output: output.display().to_string(),
             batch: 8,
-            device: "cpu".into(),
+            device: None,
         }
     }
 

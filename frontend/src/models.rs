@@ -298,7 +298,11 @@ pub fn ModelsPage() -> impl IntoView {
                 return;
             }
         };
-        let request = ClassifyRequest { product, batch };
+        let request = ClassifyRequest {
+            product,
+            batch,
+            device: None,
+        };
         let body = serde_json::to_value(&request).unwrap_or_default();
         let token = token.get_untracked();
         job.set(None);

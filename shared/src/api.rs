@@ -308,6 +308,10 @@ pub struct ClassifyRequest {
     /// [`CLASSIFY_MAX_BATCH`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch: Option<u32>,
+    /// Device the worker classifies on: `cpu` or `wgpu` (a worker that has not that device
+    /// fails the job and says so); absent: the worker's own `--device`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
 }
 
 /// Windows per inference batch of a classify job when its request names none.

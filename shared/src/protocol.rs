@@ -389,8 +389,10 @@ pub enum JobSpec {
         output: String,
         /// Patches per inference batch.
         batch: u32,
-        /// Device to run on (`cpu`, `wgpu`).
-        device: String,
+        /// Device to run on (`cpu`, `wgpu`); absent: the worker's `--device`. (Older
+        /// servers always sent `cpu`.)
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device: Option<String>,
     },
 }
 

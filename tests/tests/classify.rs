@@ -196,6 +196,15 @@ fn a_registered_model_classifies_a_product_into_a_derived_product() {
     );
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("batch"), "{body}");
+    let (status, body) = post(
+        &addr,
+        classify,
+        Some(user),
+        &json!({"product": sid, "device": "tpu"}).to_string(),
+    );
+    assert_eq!(status, 400, "{body}");
+    let e: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(e["field"], "device", "{body}");
     assert_eq!(
         get_json(&addr, "/api/jobs").as_array().map(Vec::len),
         jobs_before
@@ -352,7 +361,7 @@ fn a_registered_model_classifies_a_product_into_a_derived_product() {
         &addr,
         classify,
         Some(user),
-        &json!({"product": big["id"], "batch": 1}).to_string(),
+        &json!({"product": big["id"], "batch": 1, "device": "cpu"}).to_string(),
     );
     assert_eq!(status, 202, "{body}");
     let slow = serde_json::from_str::<Value>(&body).expect("json")["id"]

@@ -41,8 +41,8 @@ pub struct ClassifyJob {
     pub output: PathBuf,
     /// Windows per inference batch.
     pub batch: u32,
-    /// `cpu` or `wgpu`.
-    pub device: String,
+    /// `cpu` or `wgpu`; `None`: the worker's `--device`.
+    pub device: Option<String>,
 }
 
 /// Blocks of `stride` pixels along one axis of `len` pixels, each with the origin of its
@@ -121,10 +121,10 @@ pub fn classify_in_strips(
     strip_rows: u32,
     progress: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
 ) -> Result<serde_json::Value, String> {
-    let compute: Compute = job
-        .device
-        .parse()
-        .map_err(|e| format!("device '{}': {e}", job.device))?;
+    let compute: Compute = match &job.device {
+        Some(d) => d.parse().map_err(|e| format!("device '{d}': {e}"))?,
+        None => crate::trials::eo_cnn::default_device(),
+    };
     if job.batch == 0 {
         return Err("batch must be at least 1".into());
     }
@@ -433,7 +433,7 @@ mod tests {
                 .collect(),
             output: root.join(output),
             batch,
-            device: "cpu".into(),
+            device: None,
         };
         let mut reports = Vec::new();
         let a = classify(&job("a.tif", 16), &mut |d, t| {

@@ -49,6 +49,11 @@ fn defaults() -> EoCnnDefaults {
     DEFAULTS.get().cloned().unwrap_or_default()
 }
 
+/// The worker's `--device` (what a classify job that names none runs on).
+pub(crate) fn default_device() -> Compute {
+    defaults().device
+}
+
 /// The trial spec's fields.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct EoCnnSpec<'a> {
