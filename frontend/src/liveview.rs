@@ -15,9 +15,9 @@
 //! marks the view as changed; however many events arrive, the curves are drawn at most once
 //! a frame, and at most every [`CURVES_REDRAW_MS`] while the experiment runs (a timer waits
 //! for a part's turn, so that waiting costs no animation frames): a frame strokes only the
-//! segments that are new since the last one (and a trial whose state changed, in its new
-//! colour); the whole chart is drawn again, the ended trials' curves from a cached layer,
-//! only when that layer, the scales or the best trial change. The HTML parts (counts,
+//! segments that are new since the last one; the whole chart is drawn again, the ended
+//! trials' curves from a cached layer, only when that layer, the scales, the best trial or
+//! some trial's state (its colour) change. The HTML parts (counts,
 //! leaderboard) and the other charts are refreshed at most every [`DOM_REFRESH_MS`]; while
 //! the experiment runs, a chart scrolled out of view is not drawn, and the parallel
 //! coordinates at most every [`PARALLEL_REDRAW_MS`].
@@ -404,8 +404,9 @@ impl Live {
     }
 
     /// Draws the curves: in full (the cached layer of ended trials, then the others on top)
-    /// when the layer, the scales or the best trial changed, or the experiment has ended,
-    /// else only what changed since the last frame (see [`CurvesShown`]).
+    /// when the layer, the scales, the best trial or a trial's state changed, or the
+    /// experiment has ended, else only what is new since the last frame (see
+    /// [`CurvesShown`]).
     fn draw_curves(&self) {
         let data = self.data.borrow();
         let Some(data) = data.as_ref() else {
@@ -428,7 +429,15 @@ impl Live {
         let best = data.best();
         let mut shown = self.curves_shown.borrow_mut();
         let n = data.trials.len();
+        // A trial whose state changed is drawn again in its new colour: over its old
+        // stroke the two translucent colours would mix, so the whole chart is drawn.
+        let restyled = data
+            .trials
+            .iter()
+            .zip(&shown.states)
+            .any(|(t, drawn)| drawn.is_some_and(|s| s != t.state));
         let full = layer_changed
+            || restyled
             || shown.key != key
             || shown.best != best.map(|b| b.id)
             || data.state != ExperimentState::Running;
