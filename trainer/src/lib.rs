@@ -25,7 +25,9 @@
 //! ReLU runs after the pooling (the two commute, values and gradients alike, and ReLU then
 //! touches a quarter of the values); for predictions and validation each batch norm's
 //! running statistics are folded into its convolution's weights and a bias
-//! (`model::InferNet`), which saves the normalisation's passes over the activations.
+//! (`model::InferNet`), which saves the normalisation's passes over the activations. On
+//! burn flex the pooling runs as our own kernel ([`kernels`], a burn backend extension with
+//! its own backward), elsewhere as burn's `max_pool2d`.
 //!
 //! Devices ([`Compute`]): `cpu` (burn `flex`, always built) and `wgpu` (crate feature
 //! `wgpu`, off by default; chosen at run time). burn's `cuda` is not offered: on 0.22.1 it
@@ -39,12 +41,14 @@
 //!
 //! Layout: [`alloc`] (malloc settings for training processes), [`config`]
 //! (hyperparameters, devices, trial parameters), [`model`] (the
-//! network's shape), [`data`] (channel selection, normalisation), [`train`](mod@train) (the
+//! network's shape), [`kernels`] (CPU kernels of our own for burn flex), [`data`] (channel
+//! selection, normalisation), [`train`](mod@train) (the
 //! loop, [`Progress`]), [`saved`] (save, load, predict), [`TrainerError`].
 
 pub mod alloc;
 pub mod config;
 pub mod data;
+pub mod kernels;
 pub mod model;
 pub mod saved;
 pub mod train;
