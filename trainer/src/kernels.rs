@@ -8,6 +8,12 @@
 //!   its four values won (one byte per output), and its backward writes each input plane
 //!   once. Results equal `max_pool2d`'s (values and gradients, the first maximum of a
 //!   window winning a tie), tested below.
+//! - `batch_norm_train`: batch norm of a training pass. burn's composes it from tensor
+//!   operations (a transposed copy of the activation for each statistic, then several
+//!   elementwise passes, and as many again backward); here the statistics take two reads
+//!   of the activation, the output one pass, and the backward two (gradients of the input,
+//!   `gamma` and `beta` in closed form). Values and gradients equal burn's up to float
+//!   rounding, tested below.
 
 use std::sync::Arc;
 
@@ -26,11 +32,38 @@ use rayon::prelude::*;
 pub trait KernelBackend: Backend {
     /// 2x2 max pooling, stride 2, no padding, of `[batch, channels, height, width]`.
     fn max_pool_2x2(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// Per-channel mean and biased variance of `[batch, channels, height, width]`, as
+    /// `[2, channels]`. Not differentiable: gradients do not flow through it.
+    fn channel_stats(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// Batch norm of a training pass, `stats` being [`KernelBackend::channel_stats`] of `x`:
+    /// differentiable in `x` (through the batch statistics too), `gamma` and `beta`.
+    fn batch_norm_apply(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self>;
 }
 
 impl KernelBackend for Flex {
     fn max_pool_2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
         pool_forward(&x).0
+    }
+
+    fn channel_stats(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        stats_forward(&x)
+    }
+
+    fn batch_norm_apply(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        let norm = Norm::new(&gamma, &stats, epsilon);
+        norm_forward(&x, &norm, &floats(&beta))
     }
 }
 
@@ -70,6 +103,87 @@ impl<C: CheckpointStrategy> KernelBackend for Autodiff<Flex, C> {
             OpsKind::UnTracked(prep) => prep.finish(pool_forward(&x.into_primitive()).0),
         }
     }
+
+    fn channel_stats(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct NoGradient;
+
+        impl Backward<Flex, 1> for NoGradient {
+            type State = ();
+
+            fn backward(self, _: Ops<(), 1>, _: &mut Gradients, _: &mut Checkpointer) {}
+        }
+
+        match NoGradient
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish((), stats_forward(x.primitive())),
+            OpsKind::UnTracked(prep) => prep.finish(stats_forward(&x.into_primitive())),
+        }
+    }
+
+    fn batch_norm_apply(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct NormBackward;
+
+        impl Backward<Flex, 3> for NormBackward {
+            /// The input and the normalisation it went through.
+            type State = (FlexTensor, Arc<Norm>);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 3>,
+                grads: &mut Gradients,
+                _checkpointer: &mut Checkpointer,
+            ) {
+                let [node_x, node_gamma, node_beta] = ops.parents;
+                let grad = grads.consume::<Flex>(&ops.node);
+                let (x, norm) = ops.state;
+                let (dx, dgamma, dbeta) = norm_backward(&x, &grad, &norm, node_x.is_some());
+                let c = norm.mean.len();
+                if let (Some(node), Some(dx)) = (node_x, dx) {
+                    grads.register::<Flex>(node.id, dx);
+                }
+                if let Some(node) = node_gamma {
+                    grads.register::<Flex>(
+                        node.id,
+                        FlexTensor::from_data(TensorData::new(dgamma, [c])),
+                    );
+                }
+                if let Some(node) = node_beta {
+                    grads.register::<Flex>(
+                        node.id,
+                        FlexTensor::from_data(TensorData::new(dbeta, [c])),
+                    );
+                }
+            }
+        }
+
+        let norm = Norm::new(gamma.primitive(), stats.primitive(), epsilon);
+        let beta_values = floats(beta.primitive());
+        match NormBackward
+            .prepare::<C>([x.node(), gamma.node(), beta.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let input = contiguous(x.primitive());
+                let out = norm_forward(&input, &norm, &beta_values);
+                prep.finish((input, Arc::new(norm)), out)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(norm_forward(&x.into_primitive(), &norm, &beta_values))
+            }
+        }
+    }
 }
 
 /// Whether this module's kernels serve tensors of `device` (burn flex, with or without
@@ -89,6 +203,190 @@ pub(crate) fn max_pool_2x2(x: Tensor<4>) -> Tensor<4> {
     }
 }
 
+/// Batch norm of a training pass on burn flex with this module's kernels (values and
+/// gradients as burn's `batch_norm_train`, tested below): the output, and the batch's
+/// per-channel mean and biased variance (for the running statistics). `None` on other
+/// devices and dtypes, which take burn's batch norm.
+pub(crate) fn batch_norm_train(
+    x: Tensor<4>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    epsilon: f64,
+) -> Option<(Tensor<4>, Tensor<1>, Tensor<1>)> {
+    if !served(&x.device()) || x.dtype() != DType::F32 {
+        return None;
+    }
+    let [_, c, _, _] = x.dims();
+    let stats: Tensor<2> = Tensor::from_dispatch(<Dispatch as KernelBackend>::channel_stats(
+        x.clone().detach().into_dispatch(),
+    ));
+    let out = Tensor::from_dispatch(<Dispatch as KernelBackend>::batch_norm_apply(
+        x.into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+        stats.clone().into_dispatch(),
+        epsilon,
+    ));
+    let mean = stats.clone().slice([0..1, 0..c]).reshape([c]);
+    let var = stats.slice([1..2, 0..c]).reshape([c]);
+    Some((out, mean, var))
+}
+
+fn contiguous(t: &FlexTensor) -> FlexTensor {
+    if t.is_contiguous() {
+        t.clone()
+    } else {
+        t.to_contiguous()
+    }
+}
+
+/// The values of a small (per-channel) tensor.
+fn floats(t: &FlexTensor) -> Vec<f32> {
+    contiguous(t)
+        .as_slice::<f32>()
+        .expect("a contiguous f32 tensor")
+        .to_vec()
+}
+
+/// A batch norm's per-channel terms: `y = (x - mean) * inv_std * gamma + beta`.
+#[derive(Debug)]
+struct Norm {
+    mean: Vec<f32>,
+    inv_std: Vec<f32>,
+    gamma: Vec<f32>,
+}
+
+impl Norm {
+    /// From `gamma` and `stats` (`[2, channels]`: means, then biased variances).
+    fn new(gamma: &FlexTensor, stats: &FlexTensor, epsilon: f64) -> Norm {
+        let gamma = floats(gamma);
+        let stats = floats(stats);
+        let c = gamma.len();
+        Norm {
+            mean: stats[..c].to_vec(),
+            inv_std: stats[c..2 * c]
+                .iter()
+                .map(|&v| (1.0 / (f64::from(v) + epsilon).sqrt()) as f32)
+                .collect(),
+            gamma,
+        }
+    }
+}
+
+/// [`KernelBackend::channel_stats`]: two passes per channel, accumulated in f64.
+fn stats_forward(x: &FlexTensor) -> FlexTensor {
+    let x = contiguous(x);
+    let [b, c, h, w] = dims4(&x);
+    let plane = h * w;
+    let input: &[f32] = x.as_slice().expect("a contiguous f32 tensor");
+    let n = (b * plane).max(1) as f64;
+    let planes = |ch: usize| (0..b).map(move |bi| (bi * c + ch) * plane);
+    let stats: Vec<(f64, f64)> = (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            let sum: f64 = planes(ch)
+                .map(|at| {
+                    input[at..at + plane]
+                        .iter()
+                        .map(|&v| f64::from(v))
+                        .sum::<f64>()
+                })
+                .sum();
+            let mean = sum / n;
+            let sq: f64 = planes(ch)
+                .map(|at| {
+                    input[at..at + plane]
+                        .iter()
+                        .map(|&v| (f64::from(v) - mean).powi(2))
+                        .sum::<f64>()
+                })
+                .sum();
+            (mean, sq / n)
+        })
+        .collect();
+    let mut out: Vec<f32> = stats.iter().map(|s| s.0 as f32).collect();
+    out.extend(stats.iter().map(|s| s.1 as f32));
+    FlexTensor::from_data(TensorData::new(out, [2, c]))
+}
+
+/// The normalised, scaled and shifted input.
+fn norm_forward(x: &FlexTensor, norm: &Norm, beta: &[f32]) -> FlexTensor {
+    let x = contiguous(x);
+    let shape = dims4(&x);
+    let [_, c, h, w] = shape;
+    let plane = h * w;
+    let input: &[f32] = x.as_slice().expect("a contiguous f32 tensor");
+    let mut out = vec![0f32; input.len()];
+    if plane > 0 {
+        out.par_chunks_mut(plane).enumerate().for_each(|(p, out)| {
+            let ch = p % c;
+            let scale = norm.inv_std[ch] * norm.gamma[ch];
+            let shift = beta[ch] - norm.mean[ch] * scale;
+            for (o, &v) in out.iter_mut().zip(&input[p * plane..(p + 1) * plane]) {
+                *o = v * scale + shift;
+            }
+        });
+    }
+    FlexTensor::from_data(TensorData::new(out, shape))
+}
+
+/// Gradients of a training batch norm: of `x` (when `want_dx`), `gamma` and `beta`, from
+/// the output's gradient `dy`. With `xhat = (x - mean) * inv_std` over the `n` values of a
+/// channel: `dbeta = sum(dy)`, `dgamma = sum(dy * xhat)`,
+/// `dx = gamma * inv_std * (dy - dbeta / n - xhat * dgamma / n)`.
+fn norm_backward(
+    x: &FlexTensor,
+    dy: &FlexTensor,
+    norm: &Norm,
+    want_dx: bool,
+) -> (Option<FlexTensor>, Vec<f32>, Vec<f32>) {
+    let dy = contiguous(dy);
+    let shape = dims4(x);
+    let [b, c, h, w] = shape;
+    let plane = h * w;
+    let input: &[f32] = x.as_slice().expect("a contiguous f32 tensor");
+    let g: &[f32] = dy.as_slice().expect("a contiguous f32 tensor");
+    let sums: Vec<(f64, f64)> = (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            let (mean, inv_std) = (norm.mean[ch], norm.inv_std[ch]);
+            let (mut sum_dy, mut sum_dy_xhat) = (0f64, 0f64);
+            for bi in 0..b {
+                let at = (bi * c + ch) * plane;
+                let (mut a, mut d) = (0f32, 0f32);
+                for (&gv, &xv) in g[at..at + plane].iter().zip(&input[at..at + plane]) {
+                    a += gv;
+                    d += gv * (xv - mean) * inv_std;
+                }
+                sum_dy += f64::from(a);
+                sum_dy_xhat += f64::from(d);
+            }
+            (sum_dy, sum_dy_xhat)
+        })
+        .collect();
+    let dbeta: Vec<f32> = sums.iter().map(|s| s.0 as f32).collect();
+    let dgamma: Vec<f32> = sums.iter().map(|s| s.1 as f32).collect();
+    let dx = want_dx.then(|| {
+        let n = (b * plane).max(1) as f32;
+        let mut dx = vec![0f32; input.len()];
+        if plane > 0 {
+            dx.par_chunks_mut(plane).enumerate().for_each(|(p, dx)| {
+                let ch = p % c;
+                let (mean, inv_std) = (norm.mean[ch], norm.inv_std[ch]);
+                let k = norm.gamma[ch] * inv_std;
+                let (mean_dy, mean_dy_xhat) = (dbeta[ch] / n, dgamma[ch] / n);
+                let range = p * plane..(p + 1) * plane;
+                for ((o, &gv), &xv) in dx.iter_mut().zip(&g[range.clone()]).zip(&input[range]) {
+                    let xhat = (xv - mean) * inv_std;
+                    *o = k * (gv - mean_dy - xhat * mean_dy_xhat);
+                }
+            });
+        }
+        FlexTensor::from_data(TensorData::new(dx, shape))
+    });
+    (dx, dgamma, dbeta)
+}
+
 fn dims4(t: &FlexTensor) -> [usize; 4] {
     let dims = t.layout().shape().dims::<4>();
     [dims[0], dims[1], dims[2], dims[3]]
@@ -97,11 +395,7 @@ fn dims4(t: &FlexTensor) -> [usize; 4] {
 /// The pooled tensor, which value of each window won (0..4, row-major in the window), and
 /// the input's shape.
 fn pool_forward(x: &FlexTensor) -> (FlexTensor, Vec<u8>, [usize; 4]) {
-    let x = if x.is_contiguous() {
-        x.clone()
-    } else {
-        x.to_contiguous()
-    };
+    let x = contiguous(x);
     let shape = dims4(&x);
     let [b, c, h, w] = shape;
     let (h2, w2) = (h / 2, w / 2);
@@ -141,11 +435,7 @@ fn pool_forward(x: &FlexTensor) -> (FlexTensor, Vec<u8>, [usize; 4]) {
 /// The input's gradient: each output's gradient at the value that won its window, zero
 /// elsewhere.
 fn pool_backward(grad: &FlexTensor, winners: &[u8], shape: [usize; 4]) -> FlexTensor {
-    let grad = if grad.is_contiguous() {
-        grad.clone()
-    } else {
-        grad.to_contiguous()
-    };
+    let grad = contiguous(grad);
     let [b, c, h, w] = shape;
     let (h2, w2) = (h / 2, w / 2);
     let g: &[f32] = grad.as_slice().expect("a contiguous f32 tensor");
@@ -201,6 +491,69 @@ mod tests {
             let gb = to_vec(theirs.grad(&g_theirs).expect("grad")).unwrap();
             assert_eq!(ga, gb, "{h}x{w} backward");
         }
+    }
+
+    fn close(a: &[f32], b: &[f32], tol: f32, what: &str) {
+        assert_eq!(a.len(), b.len(), "{what}");
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!(
+                (x - y).abs() <= tol * x.abs().max(y.abs()).max(1.0),
+                "{what}[{i}]: {x} vs {y}"
+            );
+        }
+    }
+
+    /// Values, statistics and gradients equal burn's `batch_norm_train`'s.
+    #[test]
+    fn batch_norm_train_equals_burns() {
+        let device = Device::flex().autodiff();
+        let (c, eps) = (5, 1e-5);
+        let random = |dims: Vec<usize>, mean: f64, sd: f64| {
+            Tensor::<1>::random(
+                [dims.iter().product::<usize>()],
+                Distribution::Normal(mean, sd),
+                &device,
+            )
+            .into_data()
+        };
+        let x = random(vec![4, c, 6, 7], 2.0, 3.0);
+        let gamma = random(vec![c], 1.0, 0.5);
+        let beta = random(vec![c], 0.0, 0.5);
+        let leaf4 = || {
+            Tensor::<1>::from_data(x.clone(), &device)
+                .reshape([4, c, 6, 7])
+                .detach()
+                .require_grad()
+        };
+        let leaf1 = |d: &TensorData| Tensor::<1>::from_data(d.clone(), &device).require_grad();
+        let (x1, g1, b1) = (leaf4(), leaf1(&gamma), leaf1(&beta));
+        let (x2, g2, b2) = (leaf4(), leaf1(&gamma), leaf1(&beta));
+        let (y1, mean1, var1) =
+            batch_norm_train(x1.clone(), g1.clone(), b1.clone(), eps).expect("served on flex");
+        let theirs =
+            burn::tensor::module::batch_norm_train(x2.clone(), g2.clone(), b2.clone(), eps);
+        let v = |t: Tensor<4>| to_vec(t).unwrap();
+        close(&v(y1.clone()), &v(theirs.output.clone()), 1e-4, "output");
+        close(
+            &to_vec(mean1).unwrap(),
+            &to_vec(theirs.mean).unwrap(),
+            1e-5,
+            "mean",
+        );
+        close(
+            &to_vec(var1).unwrap(),
+            &to_vec(theirs.variance).unwrap(),
+            1e-4,
+            "variance",
+        );
+        let weights = Tensor::<4>::random([4, c, 6, 7], Distribution::Normal(0.0, 1.0), &device);
+        let ga = (y1 * weights.clone()).sum().backward();
+        let gb = (theirs.output * weights).sum().backward();
+        let grad4 = |t: &Tensor<4>, g| to_vec(t.grad(g).expect("grad")).unwrap();
+        let grad1 = |t: &Tensor<1>, g| to_vec(t.grad(g).expect("grad")).unwrap();
+        close(&grad4(&x1, &ga), &grad4(&x2, &gb), 1e-3, "x grad");
+        close(&grad1(&g1, &ga), &grad1(&g2, &gb), 1e-3, "gamma grad");
+        close(&grad1(&b1, &ga), &grad1(&b2, &gb), 1e-3, "beta grad");
     }
 
     #[test]

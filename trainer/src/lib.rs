@@ -27,7 +27,8 @@
 //! running statistics are folded into its convolution's weights and a bias
 //! (`model::InferNet`), which saves the normalisation's passes over the activations. On
 //! burn flex the pooling runs as our own kernel ([`kernels`], a burn backend extension with
-//! its own backward), elsewhere as burn's `max_pool2d`.
+//! its own backward), elsewhere as burn's `max_pool2d`; so does the batch norm of a training
+//! pass (the running statistics updated as burn's `BatchNorm` does).
 //!
 //! Devices ([`Compute`]): `cpu` (burn `flex`, always built) and `wgpu` (crate feature
 //! `wgpu`, off by default; chosen at run time). burn's `cuda` is not offered: on 0.22.1 it

@@ -112,9 +112,32 @@ impl ConvBlock {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.act.forward(crate::kernels::max_pool_2x2(
-            self.norm.forward(self.conv.forward(x)),
-        ))
+        let y = self.conv.forward(x);
+        let y = self.normalize(y);
+        self.act.forward(crate::kernels::max_pool_2x2(y))
+    }
+
+    /// The batch norm: in a training pass on burn flex through our kernel (updating the
+    /// running statistics as `BatchNorm::forward` does), else burn's.
+    fn normalize(&self, y: Tensor<4>) -> Tensor<4> {
+        let n = &self.norm;
+        if !(y.device().is_autodiff() && n.training.is_enabled()) {
+            return n.forward(y);
+        }
+        let Some((out, mean, var)) =
+            crate::kernels::batch_norm_train(y.clone(), n.gamma.val(), n.beta.val(), n.epsilon)
+        else {
+            return n.forward(y);
+        };
+        let m = n.momentum;
+        let device = out.device();
+        let running_mean = n.running_mean.value_sync().to_device(&device);
+        let running_var = n.running_var.value_sync().to_device(&device);
+        n.running_mean
+            .update((running_mean * (1.0 - m) + mean.detach() * m).detach());
+        n.running_var
+            .update((running_var * (1.0 - m) + var.detach() * m).detach());
+        out
     }
 
     /// The convolution with the batch norm's running statistics folded in: weight
