@@ -26,9 +26,10 @@
 //! touches a quarter of the values); for predictions and validation each batch norm's
 //! running statistics are folded into its convolution's weights and a bias
 //! (`model::InferNet`), which saves the normalisation's passes over the activations. On
-//! burn flex the pooling runs as our own kernel ([`kernels`], a burn backend extension with
-//! its own backward), elsewhere as burn's `max_pool2d`; so does the batch norm of a training
-//! pass (the running statistics updated as burn's `BatchNorm` does).
+//! burn flex the convolutions, the pooling and the batch norm of a training pass (the
+//! running statistics updated as burn's `BatchNorm` does) run as our own kernels
+//! ([`kernels`], a burn backend extension with their own backward; the convolutions are
+//! direct 3x3 SIMD kernels for AVX2 or AVX-512 CPUs, `conv`), elsewhere as burn's ops.
 //!
 //! Devices ([`Compute`]): `cpu` (burn `flex`, always built) and `wgpu` (crate feature
 //! `wgpu`, off by default; chosen at run time). burn's `cuda` is not offered: on 0.22.1 it
@@ -42,12 +43,14 @@
 //!
 //! Layout: [`alloc`] (malloc settings for training processes), [`config`]
 //! (hyperparameters, devices, trial parameters), [`model`] (the
-//! network's shape), [`kernels`] (CPU kernels of our own for burn flex), [`data`] (channel
+//! network's shape), [`kernels`] (CPU kernels of our own for burn flex), `conv` (the direct
+//! 3x3 convolution kernels [`kernels`] runs), [`data`] (channel
 //! selection, normalisation), [`train`](mod@train) (the
 //! loop, [`Progress`]), [`saved`] (save, load, predict), [`TrainerError`].
 
 pub mod alloc;
 pub mod config;
+pub(crate) mod conv;
 pub mod data;
 pub mod kernels;
 pub mod model;

@@ -5,8 +5,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d, Relu};
 use burn::tensor::activation::relu;
-use burn::tensor::module::{conv2d, linear};
-use burn::tensor::ops::ConvOptions;
+use burn::tensor::module::linear;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -112,7 +111,7 @@ impl ConvBlock {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let y = self.conv.forward(x);
+        let y = crate::kernels::conv3x3(x, self.conv.weight.val(), None);
         let y = self.normalize(y);
         self.act.forward(crate::kernels::max_pool_2x2(y))
     }
@@ -232,10 +231,9 @@ pub(crate) struct InferNet {
 impl InferNet {
     /// Logits `[B, K]` of `x` `[B, C, P, P]`.
     pub(crate) fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let conv = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
         let mut x = x;
         for (w, b) in &self.blocks {
-            let y = conv2d(x, w.clone(), Some(b.clone()), conv.clone());
+            let y = crate::kernels::conv3x3(x, w.clone(), Some(b.clone()));
             x = relu(crate::kernels::max_pool_2x2(y));
         }
         let [n, f, _, _] = x.dims();
