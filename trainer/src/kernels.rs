@@ -2,12 +2,13 @@
 //! (`#[backend_extension]`): an operation implemented for `Flex` and, with its own backward,
 //! for `Autodiff<Flex>`. Other backends (wgpu) keep burn's operations.
 //!
-//! - `max_pool_2x2`: 2x2 max pooling with stride 2. burn flex's `max_pool2d` is general
-//!   (any kernel, stride, padding, dilation) and scalar, and its backward scatters one value
-//!   at a time through computed indices; this one reads each window once, keeps which of
-//!   its four values won (one byte per output), and its backward writes each input plane
-//!   once. Results equal `max_pool2d`'s (values and gradients, the first maximum of a
-//!   window winning a tie), tested below.
+//! - `pool_relu`: 2x2 max pooling with stride 2, then ReLU. burn flex's `max_pool2d` is
+//!   general (any kernel, stride, padding, dilation) and scalar, and its backward scatters
+//!   one value at a time through computed indices; this one reads each window once
+//!   ([`crate::pool`]: 8 windows at a time on AVX2 CPUs), keeps which of its four values won
+//!   and whether ReLU zeroed it (one byte per output), and its backward writes each input
+//!   plane once. Results equal `relu(max_pool2d(x))`'s (values and gradients, the first
+//!   maximum of a window winning a tie), tested below.
 //! - `batch_norm_train`: batch norm of a training pass. burn's composes it from tensor
 //!   operations (a transposed copy of the activation for each statistic, then several
 //!   elementwise passes, and as many again backward); here the statistics take two reads
@@ -33,13 +34,14 @@ use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use rayon::prelude::*;
 
-use crate::conv;
+use crate::{conv, pool};
 
 /// The operations of this module.
 #[backend_extension(Flex, Autodiff)]
 pub trait KernelBackend: Backend {
-    /// 2x2 max pooling, stride 2, no padding, of `[batch, channels, height, width]`.
-    fn max_pool_2x2(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// ReLU of 2x2 max pooling (stride 2, no padding) of `[batch, channels, height,
+    /// width]`.
+    fn pool_relu(x: FloatTensor<Self>) -> FloatTensor<Self>;
     /// Per-channel mean and biased variance of `[batch, channels, height, width]`, as
     /// `[2, channels]`. Not differentiable: gradients do not flow through it.
     fn channel_stats(x: FloatTensor<Self>) -> FloatTensor<Self>;
@@ -63,7 +65,7 @@ pub trait KernelBackend: Backend {
 }
 
 impl KernelBackend for Flex {
-    fn max_pool_2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
+    fn pool_relu(x: FloatTensor<Self>) -> FloatTensor<Self> {
         pool_forward(&x).0
     }
 
@@ -92,7 +94,7 @@ impl KernelBackend for Flex {
 }
 
 impl<C: CheckpointStrategy> KernelBackend for Autodiff<Flex, C> {
-    fn max_pool_2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
+    fn pool_relu(x: FloatTensor<Self>) -> FloatTensor<Self> {
         #[derive(Debug)]
         struct PoolBackward;
 
@@ -295,13 +297,17 @@ fn served(device: &Device) -> bool {
     *device == flex || *device == flex.autodiff()
 }
 
-/// 2x2 max pooling with stride 2 (odd last rows and columns dropped, as `max_pool2d`
-/// does): this module's kernel on burn flex, burn's `max_pool2d` elsewhere.
-pub(crate) fn max_pool_2x2(x: Tensor<4>) -> Tensor<4> {
+/// ReLU of 2x2 max pooling with stride 2 (odd last rows and columns dropped, as
+/// `max_pool2d` does): this module's kernel on burn flex, burn's `max_pool2d` and `relu`
+/// elsewhere.
+pub(crate) fn pool_relu(x: Tensor<4>) -> Tensor<4> {
     if served(&x.device()) && x.dtype() == DType::F32 {
-        Tensor::from_dispatch(<Dispatch as KernelBackend>::max_pool_2x2(x.into_dispatch()))
+        Tensor::from_dispatch(<Dispatch as KernelBackend>::pool_relu(x.into_dispatch()))
     } else {
-        burn::tensor::module::max_pool2d(x, burn::tensor::ops::MaxPoolOptions::new([2, 2]))
+        burn::tensor::activation::relu(burn::tensor::module::max_pool2d(
+            x,
+            burn::tensor::ops::MaxPoolOptions::new([2, 2]),
+        ))
     }
 }
 
@@ -554,8 +560,8 @@ fn dims4(t: &FlexTensor) -> [usize; 4] {
     [dims[0], dims[1], dims[2], dims[3]]
 }
 
-/// The pooled tensor, which value of each window won (0..4, row-major in the window), and
-/// the input's shape.
+/// The pooled tensor after ReLU, which value of each window won (0..4, row-major in the
+/// window, plus [`pool::DEAD`] where ReLU zeroed it), and the input's shape.
 fn pool_forward(x: &FlexTensor) -> (FlexTensor, Vec<u8>, [usize; 4]) {
     let x = contiguous(x);
     let shape = dims4(&x);
@@ -573,20 +579,12 @@ fn pool_forward(x: &FlexTensor) -> (FlexTensor, Vec<u8>, [usize; 4]) {
                 for i in 0..h2 {
                     let top = &src[2 * i * w..2 * i * w + 2 * w2];
                     let bottom = &src[(2 * i + 1) * w..(2 * i + 1) * w + 2 * w2];
-                    let row = &mut out[i * w2..(i + 1) * w2];
-                    let row_won = &mut won[i * w2..(i + 1) * w2];
-                    for j in 0..w2 {
-                        let v = [top[2 * j], top[2 * j + 1], bottom[2 * j], bottom[2 * j + 1]];
-                        let mut k = 0;
-                        for (n, &value) in v.iter().enumerate().skip(1) {
-                            // NaN wins, as in max_pool2d: a NaN input is not hidden.
-                            if value > v[k] || (value.is_nan() && !v[k].is_nan()) {
-                                k = n;
-                            }
-                        }
-                        row[j] = v[k];
-                        row_won[j] = k as u8;
-                    }
+                    pool::rows(
+                        top,
+                        bottom,
+                        &mut out[i * w2..(i + 1) * w2],
+                        &mut won[i * w2..(i + 1) * w2],
+                    );
                 }
             });
     }
@@ -594,8 +592,8 @@ fn pool_forward(x: &FlexTensor) -> (FlexTensor, Vec<u8>, [usize; 4]) {
     (out, winners, shape)
 }
 
-/// The input's gradient: each output's gradient at the value that won its window, zero
-/// elsewhere.
+/// The input's gradient: each output's gradient at the value that won its window (unless
+/// ReLU zeroed that output), zero elsewhere.
 fn pool_backward(grad: &FlexTensor, winners: &[u8], shape: [usize; 4]) -> FlexTensor {
     let grad = contiguous(grad);
     let [b, c, h, w] = shape;
@@ -610,9 +608,11 @@ fn pool_backward(grad: &FlexTensor, winners: &[u8], shape: [usize; 4]) -> FlexTe
                 let won = &winners[plane * h2 * w2..(plane + 1) * h2 * w2];
                 for i in 0..h2 {
                     for j in 0..w2 {
-                        let k = usize::from(won[i * w2 + j]);
-                        let (di, dj) = (k / 2, k % 2);
-                        dx[(2 * i + di) * w + 2 * j + dj] = g[i * w2 + j];
+                        let k = won[i * w2 + j];
+                        if k < pool::DEAD {
+                            let (di, dj) = (usize::from(k / 2), usize::from(k % 2));
+                            dx[(2 * i + di) * w + 2 * j + dj] = g[i * w2 + j];
+                        }
                     }
                 }
             });
@@ -629,29 +629,37 @@ mod tests {
     use super::*;
     use crate::train::to_vec;
 
-    /// Values and gradients equal burn's `max_pool2d`'s, odd sides included.
+    /// Values and gradients equal burn's `relu(max_pool2d(x))`'s: odd sides, rows long
+    /// enough for the vector path, and values with many ties, zeros and negatives.
     #[test]
-    fn max_pool_2x2_equals_max_pool2d_forward_and_backward() {
+    fn pool_relu_equals_relu_of_max_pool2d_forward_and_backward() {
         assert!(served(&Device::flex()) && served(&Device::flex().autodiff()));
-        for [h, w] in [[8, 8], [7, 9], [2, 3]] {
-            let device = Device::flex().autodiff();
-            let data = Tensor::<4>::random([3, 4, h, w], Distribution::Normal(0.0, 1.0), &device)
-                .into_data();
-            let ours = Tensor::<4>::from_data(data.clone(), &device).require_grad();
-            let theirs = Tensor::<4>::from_data(data, &device).require_grad();
-            let y_ours = max_pool_2x2(ours.clone());
-            let y_theirs = max_pool2d(theirs.clone(), MaxPoolOptions::new([2, 2]));
-            assert_eq!(y_ours.dims(), y_theirs.dims());
-            let weights =
-                Tensor::<4>::random(y_ours.dims(), Distribution::Normal(0.0, 1.0), &device);
-            let a = to_vec(y_ours.clone()).unwrap();
-            let b = to_vec(y_theirs.clone()).unwrap();
-            assert_eq!(a, b, "{h}x{w} forward");
-            let g_ours = (y_ours * weights.clone()).sum().backward();
-            let g_theirs = (y_theirs * weights).sum().backward();
-            let ga = to_vec(ours.grad(&g_ours).expect("grad")).unwrap();
-            let gb = to_vec(theirs.grad(&g_theirs).expect("grad")).unwrap();
-            assert_eq!(ga, gb, "{h}x{w} backward");
+        let device = Device::flex().autodiff();
+        for [h, w] in [[8, 8], [7, 9], [2, 3], [4, 37], [3, 32]] {
+            let normal = Tensor::<4>::random([3, 4, h, w], Distribution::Normal(0.0, 1.0), &device);
+            // Whole numbers in -2..=2: ties everywhere.
+            let ties = Tensor::<4>::random([3, 4, h, w], Distribution::Uniform(-2.5, 2.5), &device)
+                .round();
+            for (kind, data) in [("normal", normal.into_data()), ("ties", ties.into_data())] {
+                let ours = Tensor::<4>::from_data(data.clone(), &device).require_grad();
+                let theirs = Tensor::<4>::from_data(data, &device).require_grad();
+                let y_ours = pool_relu(ours.clone());
+                let y_theirs = burn::tensor::activation::relu(max_pool2d(
+                    theirs.clone(),
+                    MaxPoolOptions::new([2, 2]),
+                ));
+                assert_eq!(y_ours.dims(), y_theirs.dims());
+                let weights =
+                    Tensor::<4>::random(y_ours.dims(), Distribution::Normal(0.0, 1.0), &device);
+                let a = to_vec(y_ours.clone()).unwrap();
+                let b = to_vec(y_theirs.clone()).unwrap();
+                assert_eq!(a, b, "{h}x{w} {kind} forward");
+                let g_ours = (y_ours * weights.clone()).sum().backward();
+                let g_theirs = (y_theirs * weights).sum().backward();
+                let ga = to_vec(ours.grad(&g_ours).expect("grad")).unwrap();
+                let gb = to_vec(theirs.grad(&g_theirs).expect("grad")).unwrap();
+                assert_eq!(ga, gb, "{h}x{w} {kind} backward");
+            }
         }
     }
 
@@ -784,17 +792,17 @@ mod tests {
     }
 
     #[test]
-    fn max_pool_2x2_without_autodiff_pools() {
+    fn pool_relu_without_autodiff_pools_and_zeroes_negatives() {
         let device = Device::flex();
         let x = Tensor::<4>::from_data(
             TensorData::new(
                 vec![
-                    1.0f32, 5.0, 2.0, 0.0, 3.0, 4.0, 8.0, 7.0, 9.0, 9.0, 9.0, 9.0,
+                    1.0f32, 5.0, -2.0, -1.0, 3.0, 4.0, -8.0, -7.0, 9.0, 9.0, 9.0, 9.0,
                 ],
                 [1, 1, 3, 4],
             ),
             &device,
         );
-        assert_eq!(to_vec(max_pool_2x2(x)).unwrap(), vec![5.0, 8.0]);
+        assert_eq!(to_vec(pool_relu(x)).unwrap(), vec![5.0, 0.0]);
     }
 }

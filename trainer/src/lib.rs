@@ -54,6 +54,7 @@ pub(crate) mod conv;
 pub mod data;
 pub mod kernels;
 pub mod model;
+pub(crate) mod pool;
 pub mod saved;
 pub mod train;
 

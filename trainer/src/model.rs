@@ -4,7 +4,6 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d, Relu};
-use burn::tensor::activation::relu;
 use burn::tensor::module::linear;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -86,9 +85,11 @@ impl ArchConfig {
 
 /// Conv 3x3 (same padding) -> batch norm -> ReLU -> max pool 2x2 (computed as max pool
 /// then ReLU: the two commute exactly, values and gradients, and ReLU then touches a
-/// quarter of the values). The pooling runs as [`crate::kernels::max_pool_2x2`] (our own
-/// kernel on burn flex, the same values and gradients as `pool`'s); `pool` stays the
-/// block's description (a module without parameters: saved models are unchanged).
+/// quarter of the values). The convolution runs as [`crate::kernels::conv3x3`], pooling
+/// and ReLU as one [`crate::kernels::pool_relu`] (our own kernels on burn flex, the same
+/// values and gradients as `conv`'s, `pool`'s and `act`'s); `conv` holds the weights and
+/// `act` and `pool` stay the block's description (modules without parameters: saved
+/// models are unchanged).
 #[derive(Module, Debug)]
 pub(crate) struct ConvBlock {
     conv: Conv2d,
@@ -113,7 +114,7 @@ impl ConvBlock {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let y = crate::kernels::conv3x3(x, self.conv.weight.val(), None);
         let y = self.normalize(y);
-        self.act.forward(crate::kernels::max_pool_2x2(y))
+        crate::kernels::pool_relu(y)
     }
 
     /// The batch norm: in a training pass on burn flex through our kernel (updating the
@@ -234,7 +235,7 @@ impl InferNet {
         let mut x = x;
         for (w, b) in &self.blocks {
             let y = crate::kernels::conv3x3(x, w.clone(), Some(b.clone()));
-            x = relu(crate::kernels::max_pool_2x2(y));
+            x = crate::kernels::pool_relu(y);
         }
         let [n, f, _, _] = x.dims();
         let h: Tensor<2> = x.mean_dim(3).mean_dim(2).reshape([n, f]);
