@@ -26,7 +26,7 @@
 //! touches a quarter of the values); for predictions and validation each batch norm's
 //! running statistics are folded into its convolution's weights and a bias
 //! (`model::InferNet`), which saves the normalisation's passes over the activations. On
-//! burn flex the convolutions, the pooling and the batch norm of a training pass (the
+//! burn flex the convolutions, the pooling with its ReLU and the batch norm of a training pass (the
 //! running statistics updated as burn's `BatchNorm` does) run as our own kernels
 //! ([`kernels`], a burn backend extension with their own backward; the convolutions are
 //! direct 3x3 SIMD kernels for AVX2 or AVX-512 CPUs, `conv`), elsewhere as burn's ops.
@@ -43,8 +43,8 @@
 //!
 //! Layout: [`alloc`] (malloc settings for training processes), [`config`]
 //! (hyperparameters, devices, trial parameters), [`model`] (the
-//! network's shape), [`kernels`] (CPU kernels of our own for burn flex), `conv` (the direct
-//! 3x3 convolution kernels [`kernels`] runs), [`data`] (channel
+//! network's shape), [`kernels`] (CPU kernels of our own for burn flex), `conv` and `pool` (the
+//! direct 3x3 convolution and the pooling + ReLU kernels [`kernels`] runs), [`data`] (channel
 //! selection, normalisation), [`train`](mod@train) (the
 //! loop, [`Progress`]), [`saved`] (save, load, predict), [`TrainerError`].
 
