@@ -187,14 +187,21 @@ enum SessionEnd {
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// Sends the reports not yet sent on this connection, in order.
+/// Sends the reports not yet sent on this connection, in order, in one write when they
+/// fit the socket's buffer (slots ending together each report `finished` and `started`:
+/// a write apiece would keep the worker's one thread from the other slots' timers).
 async fn flush(ws: &mut Socket, outbox: &mut Outbox) -> Result<(), String> {
+    let mut fed = false;
     while let Some(msg) = outbox.next_unsent() {
         let text = serde_json::to_string(msg).map_err(|e| format!("encode report: {e}"))?;
-        ws.send(Message::Text(text.into()))
+        ws.feed(Message::Text(text.into()))
             .await
             .map_err(|e| format!("send report: {e}"))?;
         outbox.mark_sent();
+        fed = true;
+    }
+    if fed {
+        ws.flush().await.map_err(|e| format!("send report: {e}"))?;
     }
     Ok(())
 }
@@ -256,6 +263,11 @@ async fn session(
             report = trials.reports.recv() => {
                 // The manager holds a sender, so the channel never closes while we run.
                 if let Some(report) = report {
+                    trials.manager.observe(&report);
+                    trials.outbox.push(report);
+                }
+                // Every report already waiting goes in the same write.
+                while let Ok(report) = trials.reports.try_recv() {
                     trials.manager.observe(&report);
                     trials.outbox.push(report);
                 }
