@@ -213,9 +213,11 @@ pub fn DatasetsPage() -> impl IntoView {
     }
     };
     view! {
-        <main class="panel datasets-page">
-            <h2>"Datasets"</h2>
-            {body}
+        <main class="datasets-page">
+            <section class="panel">
+                <h2>"Datasets"</h2>
+                {body}
+            </section>
         </main>
     }
 }

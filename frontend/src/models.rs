@@ -504,7 +504,8 @@ pub fn ModelsPage() -> impl IntoView {
     };
 
     view! {
-        <main class="panel models-page">
+        <main class="models-page">
+          <section class="panel">
             <h2>"Models"</h2>
             {model_rows}
             <section class="register" aria-label="Register a model">
@@ -576,6 +577,7 @@ pub fn ModelsPage() -> impl IntoView {
                 {job_view}
                 {recent}
             </section>
+          </section>
         </main>
     }
 }

@@ -17,7 +17,7 @@ mod util;
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
 /// Albedo's developer commands.
@@ -179,6 +179,45 @@ fn main() -> Result<()> {
     }
 }
 
+/// The starter training dataset the demo builds from the bundled BigEarthNet patches.
+const STARTER_DATASET: &str = "bigearthnet-demo";
+
+/// Queues a build of [`STARTER_DATASET`] (a worker job) unless the server has it already,
+/// so that an `eo_cnn` experiment can be launched from the form at once. Says what it did.
+fn starter_dataset(addr: &str, token: &str) -> Result<Option<String>> {
+    let (status, list) = util::http(addr, "GET", "/api/datasets", None, None)
+        .context("no answer from GET /api/datasets")?;
+    if status != 200 {
+        bail!("GET /api/datasets answered {status}: {list}");
+    }
+    if list.contains(&format!("\"name\":\"{STARTER_DATASET}\"")) {
+        return Ok(None);
+    }
+    let dir = util::repo_root().join("assets/labeled/bigearthnet/v1_geotiff/S2");
+    let dir = util::json_string(&dir.to_string_lossy());
+    // Every band of the patches and NDVI; three land-cover classes the bundled patches hold.
+    let spec = format!(
+        r#"{{"name": "{STARTER_DATASET}", "source": {{"kind": "bigearthnet", "dir": {dir}}},
+        "channels": ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09",
+                     "B11", "B12", "NDVI"],
+        "classes": [
+          {{"name": "forest", "values": ["Coniferous forest", "Broad-leaved forest", "Mixed forest"]}},
+          {{"name": "arable", "values": ["Non-irrigated arable land"]}},
+          {{"name": "pastures", "values": ["Pastures"]}}],
+        "patch_size": 30, "stride": 30,
+        "split": {{"train": 0.6, "val": 0.2, "test": 0.2, "seed": 7, "stratified": true}}}}"#
+    );
+    let (status, body) = util::http(addr, "POST", "/api/datasets", Some(token), Some(&spec))
+        .context("no answer from POST /api/datasets")?;
+    if status != 202 {
+        bail!("POST /api/datasets answered {status}: {body}");
+    }
+    Ok(Some(format!(
+        "building the starter dataset `{STARTER_DATASET}` from the bundled BigEarthNet \
+         patches (a worker job; the Datasets page lists it when done)"
+    )))
+}
+
 fn demo(listen: String, data: PathBuf, workers: u32, slots: u32, no_trunk: bool) -> Result<()> {
     let builder = if no_trunk {
         frontend::Builder::Direct
@@ -222,6 +261,11 @@ fn demo(listen: String, data: PathBuf, workers: u32, slots: u32, no_trunk: bool)
         "  data folder: {}   workers: {workers} x {slots} slots",
         data.display()
     );
+    match starter_dataset(&running.addr, &running.user_token) {
+        Ok(Some(note)) => println!("  {note}"),
+        Ok(None) => {}
+        Err(e) => println!("  the starter dataset was not queued: {e:#}"),
+    }
     println!("  Ctrl-C stops the server and the workers.");
     println!();
     while running.server_alive() {
