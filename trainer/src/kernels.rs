@@ -350,6 +350,7 @@ pub(crate) fn conv3x3(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>) 
     if served(&x.device())
         && x.dtype() == DType::F32
         && weight.dtype() == DType::F32
+        && bias.as_ref().is_none_or(|b| b.dtype() == DType::F32)
         && conv::supported(h, w)
         && [wi, kh, kw] == [ci, 3, 3]
     {
