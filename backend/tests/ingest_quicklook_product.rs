@@ -1,20 +1,18 @@
 //! The backend's ingest of the demo's Sentinel-1 assets takes the quick-look-only product.
 
-use std::path::PathBuf;
-
 use albedo_backend::ingest::{IngestOptions, ingest_paths};
 use albedo_backend::store::Store;
 use albedo_raster::Window;
 use albedo_shared::catalog::{Georeferencing, PixelAccess, ProductId};
 
+#[allow(dead_code)]
+mod common;
+
 const KARA_SEA_ID: &str = "S1A_EW_GRDM_1SDH_20221130T014342_20221130T014446_046117_058549_BB15";
 
 #[test]
 fn ingest_of_the_s1_assets_reports_the_quick_look_product() {
-    let assets = PathBuf::from(
-        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
-    )
-    .join("../assets/s1");
+    let assets = common::crate_dir().join("../assets/s1");
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let report = ingest_paths(&store, &[assets], &IngestOptions::default()).unwrap();

@@ -13,13 +13,13 @@ use albedo_backend::ingest::{IngestOptions, ingest_paths};
 use albedo_backend::store::Store;
 use albedo_backend::{AppState, Config, router};
 
+#[allow(dead_code)]
+mod common;
+
 const DEFAULT_COLLECTION: &str = "sentinel-2-stactools";
 
 fn stac_dir() -> PathBuf {
-    PathBuf::from(
-        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
-    )
-    .join("../../shared/data/stac")
+    common::data_root().join("stac")
 }
 
 fn sources() -> Vec<PathBuf> {

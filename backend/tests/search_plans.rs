@@ -13,12 +13,11 @@ use albedo_backend::ingest::{IngestOptions, ingest_paths};
 use albedo_backend::store::Store;
 use albedo_backend::{AppState, Config, router};
 
+#[allow(dead_code)]
+mod common;
+
 fn stac(name: &str) -> PathBuf {
-    PathBuf::from(
-        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
-    )
-    .join("../../shared/data/stac")
-    .join(name)
+    common::data_root().join("stac").join(name)
 }
 
 async fn search(state: &AppState, query: &str) -> Value {

@@ -7,11 +7,11 @@ use albedo_shared::catalog::ProductId;
 use rusqlite::{Connection, params};
 use serde_json::Value;
 
+#[allow(dead_code)]
+mod common;
+
 fn items() -> std::path::PathBuf {
-    std::path::PathBuf::from(
-        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
-    )
-    .join("../../shared/data/stac/sentinel-2-l2a_100_items_planetary-computer_13TDE_2024.ndjson")
+    common::data_root().join("stac/sentinel-2-l2a_100_items_planetary-computer_13TDE_2024.ndjson")
 }
 
 /// The source's items by id, as the file holds them.

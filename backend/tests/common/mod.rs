@@ -9,12 +9,18 @@ use albedo_backend::ingest::{IngestOptions, ingest_paths};
 use albedo_backend::store::Store;
 use albedo_backend::{AppState, Config, router};
 
-/// The project's shared sample data (`../shared/data`).
-pub fn data_root() -> std::path::PathBuf {
+/// The backend crate's folder, read at run time (cargo reuses a shared target folder's
+/// test binaries for another checkout of the same sources, so a path compiled in could name
+/// a checkout that is gone); the compile-time one when run outside cargo.
+pub fn crate_dir() -> std::path::PathBuf {
     std::path::PathBuf::from(
         std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
     )
-    .join("../../shared/data")
+}
+
+/// The project's shared sample data (`../shared/data`).
+pub fn data_root() -> std::path::PathBuf {
+    crate_dir().join("../../shared/data")
 }
 
 /// A store in a temporary folder with `paths` ingested (STAC items that name no collection
