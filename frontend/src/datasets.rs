@@ -102,12 +102,15 @@ pub async fn fetch_datasets() -> Result<Vec<DatasetVersion>, crate::error::Front
     fetch_json("/api/datasets", "datasets").await
 }
 
-/// A number with four significant digits at most (statistics).
+/// A statistic for the tables: a whole number as it is, else one decimal from 100, two
+/// from 1, four below.
 fn short(v: f64) -> String {
     if v == v.trunc() && v.abs() < 1e9 {
         format!("{v:.0}")
     } else if v.abs() >= 100.0 {
         format!("{v:.1}")
+    } else if v.abs() >= 1.0 {
+        format!("{v:.2}")
     } else {
         format!("{v:.4}")
     }
@@ -249,5 +252,6 @@ mod tests {
         assert_eq!(short(812.5), "812.5");
         assert_eq!(short(0.123456), "0.1235");
         assert_eq!(short(600.0), "600");
+        assert_eq!(short(71.3125), "71.31");
     }
 }
