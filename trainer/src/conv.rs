@@ -292,6 +292,12 @@ struct Geometry<'a> {
 
 impl<'a> Geometry<'a> {
     fn new(isa: Isa, [ci, co, h, w]: [usize; 4], spots: &'a Spots) -> Geometry<'a> {
+        // The kernels' `unsafe` rests on this: the build `isa` names runs on this CPU.
+        let runs = match isa {
+            Isa::Avx2 => Isa::detect().is_some(),
+            Isa::Avx512Vl => Isa::detect() == Some(Isa::Avx512Vl),
+        };
+        assert!(runs, "conv3x3: {isa:?} kernels on a CPU without them");
         Geometry {
             isa,
             ci,
@@ -334,8 +340,8 @@ impl Forward<'_> {
             bias[..n].copy_from_slice(&self.bias[block * CT..block * CT + n]);
             let o = &mut o[block * CT * self.geo.hw..(block * CT + n) * self.geo.hw];
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `isa` was detected on this CPU, and the asserts above bound every
-            // load and store.
+            // SAFETY: `isa` runs on this CPU (asserted in `Geometry::new`), and `check`
+            // and the slicing above bound every load and store.
             #[allow(unsafe_code)]
             unsafe {
                 match isa {
