@@ -211,16 +211,7 @@ fn create_token(profile: Profile, data: &str, scope: &str, name: &str) -> Result
 
 /// Number of connected workers per `/api/workers`.
 fn count_workers(addr: &str) -> Option<usize> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET /api/workers HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).ok()?;
+    let (_, body) = crate::util::http(addr, "GET", "/api/workers", None, None)?;
     Some(body.matches("\"worker_id\"").count())
 }
 
