@@ -18,6 +18,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use tokio::sync::mpsc;
@@ -26,6 +27,9 @@ use albedo_shared::protocol::{Device, PROTOCOL_VERSION, ServerMsg, WorkerMsg};
 
 use crate::WorkerError;
 use crate::trials::{Assignment, Control, TrialManager};
+
+/// Bytes the WebSocket codec reads at a time (see where the connection is opened).
+const READ_BUFFER: usize = 8 * 1024;
 
 /// Most trial reports kept while they cannot be sent (about 100 bytes each).
 pub const MAX_QUEUED_REPORTS: usize = 100_000;
@@ -228,19 +232,22 @@ async fn session(
         }
     };
     request.headers_mut().insert("authorization", auth);
-    // No Nagle: reports and orders are small and latency-bound.
-    let (mut ws, _) = match tokio_tungstenite::connect_async_with_config(request, None, true).await
-    {
-        Ok(pair) => pair,
-        Err(WsError::Http(resp))
-            if resp.status().as_u16() == 401 || resp.status().as_u16() == 403 =>
-        {
-            return SessionEnd::Fatal(WorkerError::Unauthorized {
-                status: resp.status().as_u16(),
-            });
-        }
-        Err(e) => return SessionEnd::Retry(format!("connect: {e}")),
-    };
+    // No Nagle: reports and orders are small and latency-bound. A small read buffer: the
+    // codec zero-fills the whole buffer before each read (128 KiB by default, for orders of
+    // some hundred bytes).
+    let ws_config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
+    let (mut ws, _) =
+        match tokio_tungstenite::connect_async_with_config(request, Some(ws_config), true).await {
+            Ok(pair) => pair,
+            Err(WsError::Http(resp))
+                if resp.status().as_u16() == 401 || resp.status().as_u16() == 403 =>
+            {
+                return SessionEnd::Fatal(WorkerError::Unauthorized {
+                    status: resp.status().as_u16(),
+                });
+            }
+            Err(e) => return SessionEnd::Retry(format!("connect: {e}")),
+        };
     let hello = WorkerMsg::Hello {
         protocol_version: PROTOCOL_VERSION,
         name: config.name.clone(),

@@ -75,6 +75,7 @@ pub async fn run_trial(
             tx: reports,
             slot: None,
         },
+        &mut synthetic::Timer::default(),
     )
     .await;
 }
@@ -122,25 +123,31 @@ impl Reporter {
 /// Runs `first`, then every lease its slot is handed as each ends (see [`Reporter`]).
 async fn run_slot(first: Started, reports: Reporter) {
     let mut next = Some(first);
+    let mut timer = synthetic::Timer::default();
     while let Some(Started {
         assignment,
         control,
     }) = next
     {
         tracing::info!(lease = %assignment.lease, trial = %assignment.trial, experiment = %assignment.experiment, "trial started");
-        run_one(assignment, control, &reports).await;
+        run_one(assignment, control, &reports, &mut timer).await;
         next = reports.take_next();
     }
 }
 
-async fn run_one(a: Assignment, mut control: mpsc::UnboundedReceiver<Control>, reports: &Reporter) {
+async fn run_one(
+    a: Assignment,
+    mut control: mpsc::UnboundedReceiver<Control>,
+    reports: &Reporter,
+    timer: &mut synthetic::Timer,
+) {
     match &a.spec {
         TrialSpec::Synthetic {
             steps,
             seed,
             step_ms,
         } => {
-            synthetic::run(&a, *steps, *seed, *step_ms, &mut control, reports).await;
+            synthetic::run(&a, *steps, *seed, *step_ms, &mut control, reports, timer).await;
         }
         TrialSpec::Command {
             program,

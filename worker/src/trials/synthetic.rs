@@ -24,6 +24,7 @@ pub(crate) async fn run(
     step_ms: Option<f64>,
     control: &mut mpsc::UnboundedReceiver<Control>,
     reports: &Reporter,
+    timer: &mut Timer,
 ) {
     let lease = a.lease;
     let mut resource = a.resource;
@@ -75,7 +76,7 @@ pub(crate) async fn run(
         deadline += Duration::from_secs_f64(ms / 1000.0);
         loop {
             tokio::select! {
-                () = sleep_until(deadline) => break,
+                () = timer.sleep_until(deadline) => break,
                 c = control.recv() => match c {
                     None => return,
                     Some(Control::Stop) => {
@@ -131,36 +132,62 @@ async fn spin_until(deadline: Instant) {
 #[cfg(target_os = "linux")]
 const LAST_SPIN: Duration = Duration::from_micros(25);
 
-/// Sleeps until `deadline` to within some microseconds. tokio's timer has a 1 ms resolution
-/// and rounds every sleep up to its next tick (half a millisecond late on average: 1 % of a
-/// 50 ms trial). On Linux the wait is a `timerfd` on the monotonic clock (no timer slack)
-/// that wakes this task through tokio's reactor; elsewhere the last millisecond is slept by
-/// the OS's own timer on a blocking thread.
-async fn sleep_until(deadline: Instant) {
+/// A slot's precise sleeper: sleeps until a deadline to within some microseconds. tokio's
+/// timer has a 1 ms resolution and rounds every sleep up to its next tick (half a
+/// millisecond late on average: 1 % of a 50 ms trial). On Linux the wait is a `timerfd` on
+/// the monotonic clock (no timer slack) that wakes the task through tokio's reactor, made
+/// once per slot and re-armed for each sleep (making and registering one per sleep cost the
+/// worker's one thread some 10 µs between two trials); elsewhere, or if the `timerfd` fails,
+/// the last millisecond is slept by the OS's own timer on a blocking thread.
+#[derive(Debug, Default)]
+pub(crate) struct Timer {
     #[cfg(target_os = "linux")]
-    {
-        let wake = deadline.checked_sub(SPIN).unwrap_or(deadline);
-        match precise::sleep_until(wake).await {
-            Ok(()) => {
-                spin_until(deadline).await;
-                return;
+    fd: Option<precise::TimerFd>,
+}
+
+impl Timer {
+    /// Sleeps until `deadline`; cancelling the future leaves the timer ready for the next
+    /// sleep.
+    async fn sleep_until(&mut self, deadline: Instant) {
+        #[cfg(target_os = "linux")]
+        {
+            let wake = deadline.checked_sub(SPIN).unwrap_or(deadline);
+            if self.fd.is_none() {
+                match precise::TimerFd::new() {
+                    Ok(fd) => self.fd = Some(fd),
+                    Err(e) => tracing::debug!("no timerfd ({e}); using tokio's timer"),
+                }
             }
-            Err(e) => tracing::debug!("timerfd sleep failed ({e}); using tokio's timer"),
+            if let Some(fd) = &self.fd {
+                let slept = fd.sleep_until(wake).await;
+                match slept {
+                    Ok(()) => {
+                        spin_until(deadline).await;
+                        return;
+                    }
+                    Err(e) => {
+                        self.fd = None;
+                        tracing::debug!("timerfd sleep failed ({e}); using tokio's timer");
+                    }
+                }
+            }
         }
-    }
-    let coarse = deadline
-        .checked_sub(Duration::from_millis(1))
-        .unwrap_or(deadline);
-    tokio::time::sleep_until(coarse).await;
-    let left = deadline.saturating_duration_since(Instant::now());
-    if !left.is_zero() {
-        // Cancelling this future (a stop order) leaves the thread to finish its short sleep.
-        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(left)).await;
+        let coarse = deadline
+            .checked_sub(Duration::from_millis(1))
+            .unwrap_or(deadline);
+        tokio::time::sleep_until(coarse).await;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if !left.is_zero() {
+            // Cancelling this future (a stop order) leaves the thread to finish its short sleep.
+            let _ = tokio::task::spawn_blocking(move || std::thread::sleep(left)).await;
+        }
     }
 }
 
 #[cfg(target_os = "linux")]
 mod precise {
+    use std::os::fd::OwnedFd;
+
     use rustix::time::{
         ClockId, Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, Timespec,
         clock_gettime, timerfd_create, timerfd_settime,
@@ -169,49 +196,96 @@ mod precise {
     use tokio::io::unix::AsyncFd;
     use tokio::time::Instant;
 
-    /// Waits for an absolute deadline on a one-shot `timerfd` (closed when the future is
-    /// dropped, so a stop order cancels it cleanly).
-    pub(super) async fn sleep_until(deadline: Instant) -> std::io::Result<()> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Ok(());
+    /// A one-shot `timerfd` on the monotonic clock, registered with tokio's reactor (and
+    /// closed, after deregistration, when dropped).
+    #[derive(Debug)]
+    pub(super) struct TimerFd(AsyncFd<OwnedFd>);
+
+    impl TimerFd {
+        pub(super) fn new() -> std::io::Result<Self> {
+            let fd = timerfd_create(
+                TimerfdClockId::Monotonic,
+                TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
+            )?;
+            // Deprecated because an `AsyncFd` over a borrowed descriptor could outlive it;
+            // this one owns its `OwnedFd`, which closes only after deregistration (the safe
+            // path, without the `unsafe` of `register_with_interest`).
+            #[allow(deprecated)]
+            let fd = AsyncFd::with_interest(fd, Interest::READABLE)?;
+            Ok(Self(fd))
         }
-        // Instant is CLOCK_MONOTONIC on Linux, but opaque: the deadline is now + what is left.
-        let now = clock_gettime(ClockId::Monotonic);
-        let nanos = now.tv_nsec as u64 + u64::from(left.subsec_nanos());
-        let at = Timespec {
-            tv_sec: now.tv_sec + left.as_secs() as i64 + (nanos / 1_000_000_000) as i64,
-            tv_nsec: (nanos % 1_000_000_000) as _,
-        };
-        let fd = timerfd_create(
-            TimerfdClockId::Monotonic,
-            TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
-        )?;
-        let zero = Timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        timerfd_settime(
-            &fd,
-            TimerfdTimerFlags::ABSTIME,
-            &Itimerspec {
-                it_interval: zero,
-                it_value: at,
-            },
-        )?;
-        // Deprecated because an `AsyncFd` over a borrowed descriptor could outlive it; this
-        // one owns its `OwnedFd`, which closes only after deregistration (the safe path,
-        // without the `unsafe` of `register_with_interest`).
-        #[allow(deprecated)]
-        let fd = AsyncFd::with_interest(fd, Interest::READABLE)?;
-        loop {
-            let mut ready = fd.readable().await?;
-            let mut expirations = [0u8; 8];
-            match rustix::io::read(fd.get_ref(), &mut expirations) {
-                Ok(_) => return Ok(()),
-                Err(rustix::io::Errno::AGAIN) => ready.clear_ready(),
-                Err(e) => return Err(e.into()),
+
+        /// Arms the timer for the absolute `deadline` and waits for it. Arming resets the
+        /// count of expirations, so a sleep cancelled earlier leaves nothing behind but,
+        /// perhaps, a readiness that the read below finds stale.
+        pub(super) async fn sleep_until(&self, deadline: Instant) -> std::io::Result<()> {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(());
+            }
+            // Instant is CLOCK_MONOTONIC on Linux, but opaque: the deadline is now + what is
+            // left.
+            let now = clock_gettime(ClockId::Monotonic);
+            let nanos = now.tv_nsec as u64 + u64::from(left.subsec_nanos());
+            let at = Timespec {
+                tv_sec: now.tv_sec + left.as_secs() as i64 + (nanos / 1_000_000_000) as i64,
+                tv_nsec: (nanos % 1_000_000_000) as _,
+            };
+            let zero = Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            timerfd_settime(
+                self.0.get_ref(),
+                TimerfdTimerFlags::ABSTIME,
+                &Itimerspec {
+                    it_interval: zero,
+                    it_value: at,
+                },
+            )?;
+            loop {
+                let mut ready = self.0.readable().await?;
+                let mut expirations = [0u8; 8];
+                match rustix::io::read(self.0.get_ref(), &mut expirations) {
+                    Ok(_) => return Ok(()),
+                    Err(rustix::io::Errno::AGAIN) => ready.clear_ready(),
+                    Err(e) => return Err(e.into()),
+                }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sleep cut short leaves its slot's timer armed; the next sleep re-arms it, and the
+    /// old deadline passing meanwhile does not end the new sleep early.
+    #[cfg(target_os = "linux")]
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_timer_sleeps_its_whole_time_after_a_cancelled_sleep() {
+        let fd = precise::TimerFd::new().expect("timerfd");
+        let start = Instant::now();
+        let cut = tokio::time::timeout(
+            Duration::from_millis(2),
+            fd.sleep_until(start + Duration::from_millis(10)),
+        )
+        .await;
+        assert!(cut.is_err(), "the first sleep is cut short");
+        // The first deadline passes while nobody waits on the timer.
+        std::thread::sleep(Duration::from_millis(15));
+        for ms in [30, 45] {
+            let deadline = start + Duration::from_millis(ms);
+            fd.sleep_until(deadline).await.expect("sleep");
+            assert!(Instant::now() >= deadline, "woke before {ms} ms");
+        }
+        // And the slot's sleeper as a whole, reused the same way.
+        let mut timer = Timer::default();
+        let deadline = Instant::now() + Duration::from_millis(20);
+        let _ = tokio::time::timeout(Duration::from_millis(2), timer.sleep_until(deadline)).await;
+        let later = deadline + Duration::from_millis(10);
+        timer.sleep_until(later).await;
+        assert!(Instant::now() >= later);
     }
 }
