@@ -20,6 +20,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Extension, State};
 use axum::response::{IntoResponse, Json};
 use axum::routing::get;
+use futures_util::SinkExt;
 
 use albedo_shared::api::WorkerInfo;
 use albedo_shared::protocol::{Device, PROTOCOL_VERSION, ServerMsg, WorkerMsg};
@@ -133,7 +134,10 @@ async fn connect(
     Extension(identity): Extension<WorkerIdentity>,
     ws: WebSocketUpgrade,
 ) -> impl IntoResponse {
-    ws.on_upgrade(move |socket| session(state, identity, socket))
+    // The codec zero-fills its whole read buffer before each read (128 KiB by default); a
+    // worker's writes are batches of reports of some 100 bytes each.
+    ws.read_buffer_size(32 * 1024)
+        .on_upgrade(move |socket| session(state, identity, socket))
 }
 
 async fn send(socket: &mut WebSocket, msg: &ServerMsg) -> bool {
@@ -141,6 +145,28 @@ async fn send(socket: &mut WebSocket, msg: &ServerMsg) -> bool {
         Ok(text) => socket.send(Message::Text(text.into())).await.is_ok(),
         Err(_) => false,
     }
+}
+
+/// Sends `first` and every order already waiting behind it, in one write when they fit the
+/// socket's buffer: the engine hands a worker its orders of a batch together (at an
+/// experiment's start, a lease per slot and per prefetch place), and a write apiece was a
+/// system call and a wake-up of the worker per order.
+async fn send_waiting(
+    socket: &mut WebSocket,
+    first: ServerMsg,
+    orders: &mut tokio::sync::mpsc::UnboundedReceiver<ServerMsg>,
+) -> bool {
+    let mut next = Some(first);
+    while let Some(msg) = next {
+        let Ok(text) = serde_json::to_string(&msg) else {
+            return false;
+        };
+        if socket.feed(Message::Text(text.into())).await.is_err() {
+            return false;
+        }
+        next = orders.try_recv().ok();
+    }
+    socket.flush().await.is_ok()
 }
 
 fn parse(msg: &Message) -> Option<Result<WorkerMsg, String>> {
@@ -218,7 +244,7 @@ async fn session(state: AppState, identity: WorkerIdentity, mut socket: WebSocke
             tokio::select! {
                 order = orders.recv() => match order {
                     Some(msg) => {
-                        if !send(&mut socket, &msg).await {
+                        if !send_waiting(&mut socket, msg, &mut orders).await {
                             break;
                         }
                     }

@@ -180,6 +180,10 @@ struct LeaseInfo {
     conn: Option<ConnId>,
     /// When it lost its connection.
     orphan_since: Option<Instant>,
+    /// When it last began to take a slot, as this server saw it (leased to a free slot,
+    /// reported started after waiting, continued, adopted after a reconnect); `None` while
+    /// it waits on its worker.
+    running_since: Option<Instant>,
 }
 
 /// The driver's view of one trial, beside what the algorithms see.
@@ -366,6 +370,7 @@ impl Core {
                                 trial: i,
                                 conn: None,
                                 orphan_since: Some(now),
+                                running_since: None,
                             },
                         );
                         if t.state == TrialState::Running {
@@ -408,19 +413,48 @@ impl Core {
     /// commits, then sends what was decided. On a storage failure the batch is rolled back,
     /// every worker connection is dropped (they reconnect and re-claim their leases) and the
     /// state is reloaded from the store.
+    ///
+    /// A batch that fills free slots sends those leases before it queues more on busy
+    /// workers (an experiment's `prefetch`), in a second transaction: the slots start at
+    /// once instead of after the queues' bookkeeping (half of an experiment's first batch).
     pub fn handle_batch(&mut self, cmds: Vec<Cmd>) -> Delivery {
-        let result = (|| -> Result<(), BackendError> {
-            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let mut filled = 0;
+        let Some(mut delivery) = self.transaction(|core| {
             for cmd in cmds {
-                self.apply(cmd)?;
+                core.apply(cmd)?;
             }
-            self.expire_orphans()?;
-            self.dispatch()?;
-            self.conn.execute_batch("COMMIT")?;
+            core.expire_orphans()?;
+            filled = core.dispatch(false)?;
+            if filled == 0 {
+                core.dispatch(true)?;
+            }
             Ok(())
-        })();
+        }) else {
+            return Delivery { events: Vec::new() };
+        };
+        if filled > 0
+            && self.wants_prefetch()
+            && let Some(more) = self.transaction(|core| core.dispatch(true).map(drop))
+        {
+            delivery.events.extend(more.events);
+        }
+        delivery
+    }
+
+    /// Runs `change` in one transaction and sends what it decided; `None` if the store
+    /// failed (see [`Core::handle_batch`]).
+    fn transaction(
+        &mut self,
+        change: impl FnOnce(&mut Self) -> Result<(), BackendError>,
+    ) -> Option<Delivery> {
+        let result = self
+            .conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(BackendError::from)
+            .and_then(|()| change(self))
+            .and_then(|()| Ok(self.conn.execute_batch("COMMIT")?));
         match result {
-            Ok(()) => self.deliver(),
+            Ok(()) => Some(self.deliver()),
             Err(e) => {
                 tracing::error!(error = %e, "the engine could not store a batch: rolling back and reloading");
                 let _ = self.conn.execute_batch("ROLLBACK");
@@ -446,9 +480,16 @@ impl Core {
                 if let Err(e) = self.load() {
                     tracing::error!(error = %e, "reloading the engine state failed");
                 }
-                Delivery { events: Vec::new() }
+                None
             }
         }
+    }
+
+    /// Whether a running experiment lets trials wait on busy workers.
+    fn wants_prefetch(&self) -> bool {
+        self.exps
+            .values()
+            .any(|e| e.state == ExperimentState::Running && e.spec.prefetch > 0)
     }
 
     /// Whether some orphaned lease is waiting for its grace period to end.
@@ -708,6 +749,7 @@ impl Core {
             if let Some(l) = self.leases.get_mut(&lease) {
                 l.conn = Some(conn);
                 l.orphan_since = None;
+                l.running_since = Some(Instant::now());
             }
             let exp = self
                 .exps
@@ -949,6 +991,9 @@ impl Core {
         {
             // It waited on the worker and runs now (or already ran: its end report says how
             // long). One stopped or refused while it waited never ran.
+            if let Some(l) = self.leases.get_mut(&lease) {
+                l.running_since = Some(Instant::now());
+            }
             let started = match &msg {
                 WorkerMsg::Finished { duration_ms, .. } => {
                     now_ms() - i64::try_from(*duration_ms).unwrap_or(0)
@@ -1440,31 +1485,63 @@ impl Core {
     }
 
     /// Where the next trial of an experiment with `prefetch` goes: the worker with the most
-    /// free slots, else (prefetch > 0) the one with the most room in its queue.
+    /// free slots, else (prefetch > 0) the one with room in its queue where a slot should
+    /// free first for it (see [`Core::next_free`]; then the most room).
     fn conn_for(&self, prefetch: u32) -> Option<ConnId> {
         self.free_conn().or_else(|| {
             self.workers
                 .iter()
                 .filter(|(_, w)| w.room(prefetch) > 0)
-                .max_by_key(|(c, w)| (w.room(prefetch), std::cmp::Reverse(**c)))
+                .min_by_key(|(c, w)| {
+                    let next = self.next_free(w);
+                    (
+                        next.is_none(),
+                        next,
+                        std::cmp::Reverse(w.room(prefetch)),
+                        **c,
+                    )
+                })
                 .map(|(c, _)| *c)
         })
+    }
+
+    /// When a slot of `w` should free for one more waiting lease: its running leases end
+    /// oldest first (an experiment's trials take about as long as each other) and the
+    /// leases already waiting there take the first slots to free, so the start of its
+    /// `waiting + 1`-th oldest running lease. `None` when it has no such lease. A trial
+    /// queued where the slot frees first starts first: the last trials of an experiment go
+    /// to the slots furthest ahead, not to a worker that merely has more room.
+    fn next_free(&self, w: &WorkerConn) -> Option<Instant> {
+        let mut since: Vec<Instant> = w
+            .active
+            .iter()
+            .filter(|l| !w.waiting.contains(l))
+            .filter_map(|l| self.leases.get(l)?.running_since)
+            .collect();
+        let waiting = w.waiting.len();
+        if waiting >= since.len() {
+            return None;
+        }
+        Some(*since.select_nth_unstable(waiting).1)
     }
 
     fn total_slots(&self) -> usize {
         self.workers.values().map(|w| w.slots).sum()
     }
 
-    /// Fills free slots (see the module docs), then ends experiments that have nothing left.
-    fn dispatch(&mut self) -> Result<(), BackendError> {
+    /// Fills free slots (see the module docs) and, with `queue`, the room in busy workers'
+    /// queues that experiments' `prefetch` allows; then ends experiments that have nothing
+    /// left. Returns how many leases it gave.
+    fn dispatch(&mut self, queue: bool) -> Result<usize, BackendError> {
         self.dispatch_jobs()?;
         let seqs: Vec<i64> = self.exps.keys().copied().collect();
         let total_slots = self.total_slots();
         // Trials may wait on busy workers only while no job and no older experiment waits
         // for a slot: a worker's queue then drains, and its next free slot goes to them.
         let mut may_queue = self.job_queue.is_empty();
+        let mut leased = 0;
         for &seq in &seqs {
-            let prefetch = if may_queue {
+            let prefetch = if may_queue && queue {
                 self.exps[&seq].spec.prefetch
             } else {
                 0
@@ -1517,6 +1594,7 @@ impl Core {
                     break;
                 };
                 exp.round_left = exp.round_left.saturating_sub(1);
+                leased += 1;
                 match work {
                     Work::Queued(i) => self.lease(seq, i, conn)?,
                     Work::New(params, resource) => {
@@ -1530,7 +1608,7 @@ impl Core {
         for seq in seqs {
             self.complete_if_done(seq)?;
         }
-        Ok(())
+        Ok(leased)
     }
 
     fn new_trial(
@@ -1588,6 +1666,7 @@ impl Core {
                 trial: i,
                 conn: Some(conn),
                 orphan_since: None,
+                running_since: (!waits).then(Instant::now),
             },
         );
         let exp = self.exps.get_mut(&seq).expect("known experiment");
@@ -1662,6 +1741,9 @@ impl Core {
                 let w = self.workers.get_mut(&holder).expect("holder");
                 w.paused.remove(&lease);
                 w.active.insert(lease);
+                if let Some(l) = self.leases.get_mut(&lease) {
+                    l.running_since = Some(Instant::now());
+                }
                 let order = ServerMsg::Continue {
                     lease,
                     resource: Some(resource),
@@ -1882,6 +1964,36 @@ mod tests {
             stops, 4,
             "three running or waiting from the start, one leased since"
         );
+    }
+
+    #[test]
+    fn prefetch_queues_a_trial_where_a_slot_should_free_first() {
+        let mut core = core(Duration::from_secs(60));
+        let mut rx1 = connect(&mut core, 1, 1);
+        let mut rx2 = connect(&mut core, 2, 1);
+        create(
+            &mut core,
+            serde_json::json!({"max_trials": 4, "prefetch": 1}),
+        );
+        let (on1, on2) = (orders(&mut rx1).0, orders(&mut rx2).0);
+        assert_eq!((on1.len(), on2.len()), (2, 2), "{on1:?} {on2:?}");
+        // Worker 1 moves on to its waiting trial: its running trial is now the younger one.
+        finish(&mut core, 1, on1[0].0, 0.5);
+        report(&mut core, 1, vec![WorkerMsg::Started { lease: on1[1].0 }]);
+        // Worker 2 refuses its waiting trial: both workers have room for it, and worker 2's
+        // slot (running since the start) should free before worker 1's.
+        report(
+            &mut core,
+            2,
+            vec![WorkerMsg::Failed {
+                lease: on2[1].0,
+                reason: "refused".into(),
+            }],
+        );
+        let (again1, again2) = (orders(&mut rx1).0, orders(&mut rx2).0);
+        assert!(again1.is_empty(), "{again1:?}");
+        assert_eq!(again2.len(), 1, "{again2:?}");
+        assert_eq!(again2[0].1, on2[1].1, "the refused trial, leased again");
     }
 
     #[test]
