@@ -27,7 +27,9 @@
 //! workers whose slots are all busy, up to `prefetch` per slot: they wait on the worker and
 //! start the moment a slot frees (the worker reports `started`; the trial's start time is
 //! that report's), which takes the report -> commit -> assign round trip out of every
-//! trial's start.
+//! trial's start. Such a trial goes to the worker where a slot should free first for it
+//! (its oldest running lease past those already waiting there), and a batch that fills free
+//! slots commits and sends those leases before it fills the queues.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
