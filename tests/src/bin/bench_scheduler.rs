@@ -26,7 +26,7 @@ use std::time::Duration;
 use albedo_shared::experiment::{Direction, ExperimentSpec, Params, TrialId};
 use albedo_shared::protocol::TrialSpec;
 use albedo_system_tests::{
-    Proc, albedo, get_json, post, serve_with, sse_until, wait_until, worker,
+    Proc, albedo, get_json, post, serve_with, sse_raw_until, wait_until, worker,
 };
 use albedo_tuning::sim::{simulate_async, simulate_bsp};
 use albedo_tuning::synthetic::sim_curve;
@@ -109,13 +109,23 @@ impl Cluster {
         assert_eq!(status, 201, "{body}");
         let created: Value = serde_json::from_str(&body).expect("json");
         let id = created["id"].as_str().expect("id").to_string();
-        let events = sse_until(
+        // Read as text while the clock runs (only the experiment's own events are parsed,
+        // to see its end); parsed once it has ended.
+        let events: Vec<(u64, Value)> = sse_raw_until(
             &self.addr,
             &format!("/api/experiments/{id}/events"),
             None,
             limit,
-            |e| e["event"]["type"] == "experiment" && e["event"]["state"] != "running",
-        );
+            |data| {
+                data.contains(r#""type":"experiment""#) && {
+                    let e: Value = serde_json::from_str(data).expect("event json");
+                    e["event"]["state"] != "running"
+                }
+            },
+        )
+        .into_iter()
+        .map(|(n, data)| (n, serde_json::from_str(&data).expect("event json")))
+        .collect();
         let at = |e: &Value| e["at_ms"].as_i64().expect("at_ms");
         let start = at(&events.first().expect("events").1);
         let end = at(&events.last().expect("events").1);
