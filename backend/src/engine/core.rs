@@ -1613,6 +1613,8 @@ impl Core {
         Ok(leased)
     }
 
+    /// Adds a trial of `params` to the experiment's history, for [`Core::lease`] to store
+    /// and lease at once.
     fn new_trial(
         &mut self,
         seq: i64,
@@ -1638,7 +1640,7 @@ impl Core {
             ended_ms: None,
             artifacts: BTreeMap::new(),
         });
-        self.save_trial(seq, i)?;
+        // Not stored here: the lease that follows in the same transaction stores the row.
         self.emit(
             seq,
             ExperimentEvent::TrialCreated {
