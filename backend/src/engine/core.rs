@@ -5,7 +5,10 @@
 //! transaction, fills free worker slots (dispatch), commits, and only then sends what it
 //! decided (assign, continue, stop and acknowledgement messages to workers, replies to API
 //! calls, live events to subscribers). So a worker is never told of a lease, and never has a
-//! report acknowledged, that a crash could lose.
+//! report acknowledged, that a crash could lose. A batch of reports that leave no slot idle
+//! ([`Core::can_wait`]: metrics, heartbeats, the end of a trial whose slot goes on with a
+//! waiting one) waits up to 2 ms for more inputs first; times the server stamps on such
+//! reports (a waiting trial's start) are when it handled them.
 //!
 //! Per experiment it keeps the optimizer (or ablation plan), the early stopper and the history
 //! the algorithms see (`albedo_tuning::Trial`s in creation order). Per worker connection it
@@ -484,6 +487,37 @@ impl Core {
                 }
                 None
             }
+        }
+    }
+
+    /// Whether `cmd` may wait a moment for more inputs before its batch is handled: a
+    /// report that leaves no slot idle (a metric, a heartbeat, a waiting trial's start, an
+    /// artifact, or the end of a trial on a worker that has a waiting trial to run in its
+    /// place). Its bookkeeping (rows, events, the next prefetched lease) is not needed for
+    /// some milliseconds, and done at once it would take the cores the workers' trials run
+    /// on in the very moment those trials end (trials that started together end together).
+    /// Anything else (a hello, a lost worker, an API call, a job's report, a trial end that
+    /// frees a slot) is handled at once.
+    pub fn can_wait(&self, cmd: &Cmd) -> bool {
+        let Cmd::Report { conn, msg } = cmd else {
+            return false;
+        };
+        match msg {
+            WorkerMsg::Heartbeat
+            | WorkerMsg::Metric { .. }
+            | WorkerMsg::Started { .. }
+            | WorkerMsg::Artifact { .. } => true,
+            WorkerMsg::Finished { lease, .. }
+            | WorkerMsg::Failed { lease, .. }
+            | WorkerMsg::Stopped { lease, .. } => self
+                .workers
+                .get(conn)
+                .is_some_and(|w| w.waiting.iter().any(|l| l != lease)),
+            WorkerMsg::Hello { .. }
+            | WorkerMsg::Paused { .. }
+            | WorkerMsg::JobProgress { .. }
+            | WorkerMsg::JobDone { .. }
+            | WorkerMsg::JobFailed { .. } => false,
         }
     }
 
@@ -1968,6 +2002,85 @@ mod tests {
             stops, 4,
             "three running or waiting from the start, one leased since"
         );
+    }
+
+    #[test]
+    fn only_reports_that_leave_no_slot_idle_may_wait() {
+        let mut core = core(Duration::from_secs(60));
+        let mut rx = connect(&mut core, 1, 1);
+        let metric = |lease| Cmd::Report {
+            conn: 1,
+            msg: WorkerMsg::Metric {
+                lease,
+                step: 1,
+                values: [("accuracy".to_string(), 0.5)].into(),
+            },
+        };
+        let end = |lease| Cmd::Report {
+            conn: 1,
+            msg: WorkerMsg::Finished {
+                lease,
+                final_values: [("accuracy".to_string(), 0.5)].into(),
+                duration_ms: 1,
+            },
+        };
+        let refused = |lease| Cmd::Report {
+            conn: 1,
+            msg: WorkerMsg::Failed {
+                lease,
+                reason: "no".into(),
+            },
+        };
+        create(
+            &mut core,
+            serde_json::json!({"max_trials": 3, "prefetch": 1}),
+        );
+        // One slot: a running trial and one waiting behind it.
+        let (first, _) = orders(&mut rx);
+        let (running, waiting) = (first[0].0, first[1].0);
+        assert!(core.can_wait(&metric(running)));
+        assert!(
+            core.can_wait(&end(running)),
+            "its slot goes on with the waiting trial"
+        );
+        assert!(
+            !core.can_wait(&refused(waiting)),
+            "nothing waits behind the waiting trial itself"
+        );
+        let elsewhere = Cmd::Report {
+            conn: 2,
+            msg: WorkerMsg::Stopped {
+                lease: running,
+                step: 0,
+            },
+        };
+        assert!(
+            !core.can_wait(&elsewhere),
+            "a connection with no waiting trial"
+        );
+        // The waiting trial runs, the last one waits behind it; then it runs alone.
+        finish(&mut core, 1, running, 0.5);
+        let (next, _) = orders(&mut rx);
+        assert_eq!(next.len(), 1, "{next:?}");
+        assert!(core.can_wait(&end(waiting)));
+        finish(&mut core, 1, waiting, 0.5);
+        assert!(core.can_wait(&metric(next[0].0)));
+        assert!(
+            !core.can_wait(&end(next[0].0)),
+            "the slot goes idle (and the experiment ends)"
+        );
+        // Hellos and API calls never wait.
+        let (tx, _rx2) = mpsc::unbounded_channel();
+        assert!(!core.can_wait(&Cmd::Connected {
+            conn: 2,
+            worker_id: "w2".into(),
+            name: "worker-2".into(),
+            slots: 1,
+            running: Vec::new(),
+            jobs: Vec::new(),
+            tx,
+        }));
+        assert!(!core.can_wait(&Cmd::Gone { conn: 1 }));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tokio::sync::{broadcast, oneshot};
@@ -34,6 +34,11 @@ use crate::error::BackendError;
 
 /// Most inputs handled in one transaction.
 const MAX_BATCH: usize = 4096;
+
+/// How long a batch of inputs that need no answer yet ([`Core::can_wait`]) waits for more
+/// before it is handled: its work then falls after the moment the trials around it end,
+/// not in it, and is shared with the inputs that joined.
+const QUIET: Duration = Duration::from_millis(2);
 
 /// Events kept for subscribers that fall behind (they re-read the store past that).
 const EVENT_BUFFER: usize = 16_384;
@@ -74,11 +79,19 @@ impl Engine {
                         Err(std_mpsc::RecvTimeoutError::Timeout) => continue,
                         Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
                     }
+                    let until = Instant::now() + QUIET;
+                    let mut urgent = !core.can_wait(&batch[0]);
                     while batch.len() < MAX_BATCH {
-                        match rx.try_recv() {
-                            Ok(cmd) => batch.push(cmd),
-                            Err(_) => break,
-                        }
+                        let next = if urgent {
+                            rx.try_recv().ok()
+                        } else {
+                            // Nothing in the batch needs an answer yet: wait for more.
+                            rx.recv_timeout(until.saturating_duration_since(Instant::now()))
+                                .ok()
+                        };
+                        let Some(cmd) = next else { break };
+                        urgent |= !core.can_wait(&cmd);
+                        batch.push(cmd);
                     }
                 }
                 tracing::debug!("engine thread stopped");
