@@ -40,6 +40,9 @@ const MAX_BATCH: usize = 4096;
 /// not in it, and is shared with the inputs that joined.
 const QUIET: Duration = Duration::from_millis(2);
 
+/// How often a waiting batch looks for inputs that cannot wait.
+const LOOK: Duration = Duration::from_micros(250);
+
 /// Events kept for subscribers that fall behind (they re-read the store past that).
 const EVENT_BUFFER: usize = 16_384;
 
@@ -79,20 +82,7 @@ impl Engine {
                         Err(std_mpsc::RecvTimeoutError::Timeout) => continue,
                         Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
                     }
-                    let until = Instant::now() + QUIET;
-                    let mut urgent = !core.can_wait(&batch[0]);
-                    while batch.len() < MAX_BATCH {
-                        let next = if urgent {
-                            rx.try_recv().ok()
-                        } else {
-                            // Nothing in the batch needs an answer yet: wait for more.
-                            rx.recv_timeout(until.saturating_duration_since(Instant::now()))
-                                .ok()
-                        };
-                        let Some(cmd) = next else { break };
-                        urgent |= !core.can_wait(&cmd);
-                        batch.push(cmd);
-                    }
+                    gather(&rx, &mut batch, QUIET, |cmd| core.can_wait(cmd));
                 }
                 tracing::debug!("engine thread stopped");
             })
@@ -171,5 +161,85 @@ impl Engine {
     /// The live feed of committed events (every experiment).
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<EventRecord>> {
         self.events.subscribe()
+    }
+}
+
+/// Adds to `batch` what else has arrived, and while everything in it `can_wait`
+/// ([`Core::can_wait`]) what arrives in the next `quiet` too, looking every [`LOOK`]. It
+/// sleeps rather than waits on the channel: a waiting receiver is woken by every input.
+fn gather(
+    rx: &std_mpsc::Receiver<Cmd>,
+    batch: &mut Vec<Cmd>,
+    quiet: Duration,
+    can_wait: impl Fn(&Cmd) -> bool,
+) {
+    let until = Instant::now() + quiet;
+    let mut urgent = batch.iter().any(|c| !can_wait(c));
+    loop {
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(cmd) => {
+                    urgent |= !can_wait(&cmd);
+                    batch.push(cmd);
+                }
+                Err(_) => break,
+            }
+        }
+        let now = Instant::now();
+        if urgent || batch.len() >= MAX_BATCH || now >= until {
+            return;
+        }
+        std::thread::sleep(LOOK.min(until - now));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use albedo_shared::protocol::WorkerMsg;
+
+    fn heartbeat() -> Cmd {
+        Cmd::Report {
+            conn: 1,
+            msg: WorkerMsg::Heartbeat,
+        }
+    }
+
+    /// Heartbeats may wait, a lost connection may not.
+    fn can_wait(cmd: &Cmd) -> bool {
+        matches!(cmd, Cmd::Report { .. })
+    }
+
+    #[test]
+    fn a_batch_that_can_wait_gathers_for_the_quiet_time_and_an_urgent_input_ends_it() {
+        let (tx, rx) = std_mpsc::channel();
+        // Everything may wait: the batch takes what came and waits out its quiet time.
+        tx.send(heartbeat()).expect("send");
+        let mut batch = vec![heartbeat()];
+        let begun = Instant::now();
+        gather(&rx, &mut batch, Duration::from_millis(100), can_wait);
+        assert!(begun.elapsed() >= Duration::from_millis(100));
+        assert_eq!(batch.len(), 2);
+        // An input that cannot wait, arriving during the quiet time, ends it.
+        let sender = std::thread::spawn({
+            let tx = tx.clone();
+            move || {
+                std::thread::sleep(Duration::from_millis(50));
+                tx.send(Cmd::Gone { conn: 1 }).expect("send");
+            }
+        });
+        let mut batch = vec![heartbeat()];
+        let begun = Instant::now();
+        gather(&rx, &mut batch, Duration::from_secs(30), can_wait);
+        assert!(begun.elapsed() < Duration::from_secs(30));
+        assert_eq!(batch.len(), 2);
+        sender.join().expect("sender");
+        // A batch that cannot wait takes only what is there.
+        tx.send(heartbeat()).expect("send");
+        let mut batch = vec![Cmd::Gone { conn: 1 }];
+        let begun = Instant::now();
+        gather(&rx, &mut batch, Duration::from_secs(30), can_wait);
+        assert!(begun.elapsed() < Duration::from_secs(30));
+        assert_eq!(batch.len(), 2);
     }
 }
