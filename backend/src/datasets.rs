@@ -3,7 +3,8 @@
 //! - `POST /api/datasets` (user token): a dataset spec (`albedo_raster::dataset::DatasetSpec`
 //!   as JSON: name, source, channels, classes, patch size, stride, split...). It is checked
 //!   here (a bad option is 400 naming it; every file it reads must lie under one of the
-//!   server's `--ingest-root` folders) and queued as a `build_dataset` job that a worker runs;
+//!   server's `--ingest-root` folders; a relative path is taken under them, as this server
+//!   shows its sources' paths) and queued as a `build_dataset` job that a worker runs;
 //!   202 with the job. The worker writes the next version under the server's artifact folder
 //!   (`<data>/artifacts/datasets`), which it must see (same host or a shared file system).
 //! - `GET /api/datasets`: every version of every dataset, as its manifest (channels, classes,
@@ -261,23 +262,40 @@ fn cut_absolute_paths(text: &str) -> String {
     out
 }
 
-/// Whether `path` (made absolute and free of `..` and symlinks) lies under one of `roots`.
+/// `path` made absolute and free of `..` and symlinks, if it lies under one of `roots`. A
+/// relative path is taken under each root in turn (the first where it exists): that is how
+/// this server shows the paths of its datasets' sources, so a shown path can be given back.
 fn confined(path: &Path, roots: &[PathBuf]) -> Result<PathBuf, BackendError> {
     let shown = path.display().to_string();
-    let real = path
-        .canonicalize()
-        .map_err(|e| BackendError::bad_request("source", format!("cannot read {shown}: {e}")))?;
+    if roots.is_empty() {
+        return Err(BackendError::bad_request(
+            "source",
+            "this server reads no local files for datasets: start it with --ingest-root DIR",
+        ));
+    }
+    let real = if path.is_absolute() {
+        path.canonicalize()
+            .map_err(|e| BackendError::bad_request("source", format!("cannot read {shown}: {e}")))?
+    } else {
+        roots
+            .iter()
+            .find_map(|r| r.join(path).canonicalize().ok())
+            .ok_or_else(|| {
+                BackendError::bad_request(
+                    "source",
+                    format!(
+                        "{shown} is not found in the folders this server may read \
+                         (--ingest-root)"
+                    ),
+                )
+            })?
+    };
     let inside = roots
         .iter()
         .filter_map(|r| r.canonicalize().ok())
         .any(|r| real.starts_with(&r));
     if inside {
         Ok(real)
-    } else if roots.is_empty() {
-        Err(BackendError::bad_request(
-            "source",
-            "this server reads no local files for datasets: start it with --ingest-root DIR",
-        ))
     } else {
         Err(BackendError::bad_request(
             "source",
@@ -438,6 +456,39 @@ mod tests {
     use albedo_shared::api::JobState;
 
     use super::*;
+
+    #[test]
+    fn source_paths_are_read_under_the_roots_and_nowhere_else() {
+        let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
+        let (empty, labeled) = (tempfile::tempdir().expect("tempdir"), data.join("labeled"));
+        let roots = [empty.path().to_path_buf(), labeled.clone()];
+        let real = labeled
+            .join("bigearthnet/v1_geotiff/S2")
+            .canonicalize()
+            .expect("the shared sample data");
+        let bad = |path: &str| {
+            confined(Path::new(path), &roots)
+                .expect_err(path)
+                .to_string()
+        };
+        // As shown by this server (relative to a root), found in whichever root has it.
+        assert_eq!(
+            confined(Path::new("bigearthnet/v1_geotiff/S2"), &roots).expect("relative"),
+            real
+        );
+        assert_eq!(confined(&real, &roots).expect("absolute"), real);
+        // Out of the roots, however it is spelt.
+        for path in ["../README.md", "bigearthnet/../../README.md"] {
+            let e = bad(path);
+            assert!(e.contains("outside the folders"), "{path}: {e}");
+        }
+        let e = bad(data.join("README.md").to_str().expect("utf-8"));
+        assert!(e.contains("outside the folders"), "{e}");
+        let e = bad("bigearthnet/nothing-here");
+        assert!(e.contains("not found in the folders"), "{e}");
+        let e = confined(Path::new("bigearthnet"), &[]).expect_err("no roots");
+        assert!(e.to_string().contains("--ingest-root"), "{e}");
+    }
 
     #[test]
     fn paths_are_shown_relative_to_their_folder_or_as_a_file_name() {
