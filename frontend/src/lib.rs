@@ -34,7 +34,10 @@
 //! - [`tiles`]: the tile pyramid arithmetic of pan and zoom.
 //! - [`models`]: the models page: registered models, register from an experiment's best
 //!   trial, classify a product and follow the job to the viewer with its overlay.
-//! - [`datasets`]: the datasets page: versions, class counts per split, band statistics.
+//! - [`datasets`]: the datasets page: versions, class counts per split, band statistics, and
+//!   the form that builds a dataset (a worker job, followed to its end).
+//! - [`dsform`]: that form as data: the `POST /api/datasets` spec it sends, filled back from
+//!   a built version ("start from"), and where a server field's message goes.
 //! - [`experiments`]: the experiments page: list (state, counts, best) and the launch form,
 //!   with the server's validation messages beside the fields they name.
 //! - [`expform`]: the form as data: defaults, the `ExperimentSpec` it sends, and which input
@@ -59,6 +62,7 @@ pub mod browser;
 pub mod catalog;
 pub mod charts;
 pub mod datasets;
+pub mod dsform;
 pub mod error;
 pub mod experiments;
 pub mod expform;

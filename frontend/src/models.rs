@@ -161,6 +161,36 @@ fn ended(state: JobState) -> bool {
     )
 }
 
+/// Polls the job in `job` every second while the current component lives, until it ends
+/// (then calls `on_end`); a failed poll is said in `error` and tried again.
+pub fn follow_job(
+    job: RwSignal<Option<JobInfo>>,
+    error: RwSignal<Option<String>>,
+    on_end: impl Fn() + Copy + 'static,
+) {
+    every(1000, move || {
+        let Some(current) = job.get_untracked() else {
+            return;
+        };
+        if ended(current.state) {
+            return;
+        }
+        spawn_local(async move {
+            match fetch_job(current.id.0).await {
+                Ok(j) => {
+                    let done = ended(j.state);
+                    job.set(Some(j));
+                    error.set(None);
+                    if done {
+                        on_end();
+                    }
+                }
+                Err(e) => error.set(Some(e.for_people())),
+            }
+        });
+    });
+}
+
 /// The models page.
 #[component]
 pub fn ModelsPage() -> impl IntoView {
@@ -319,28 +349,7 @@ pub fn ModelsPage() -> impl IntoView {
             }
         });
     };
-    // Follow the job until it ends.
-    every(1000, move || {
-        let Some(current) = job.get_untracked() else {
-            return;
-        };
-        if ended(current.state) {
-            return;
-        }
-        spawn_local(async move {
-            match fetch_job(current.id.0).await {
-                Ok(j) => {
-                    let done = ended(j.state);
-                    job.set(Some(j));
-                    job_error.set(None);
-                    if done {
-                        reload();
-                    }
-                }
-                Err(e) => job_error.set(Some(e.for_people())),
-            }
-        });
-    });
+    follow_job(job, job_error, reload);
 
     let model_rows = move || match models.get() {
         None => view! { <p class="status loading">"Loading models…"</p> }.into_any(),

@@ -1361,10 +1361,22 @@ test('the Sentinel-2 swath wedge (DN 0) is a checkerboard and out of the auto-st
   console.log(`  ${checked} pixels exact, ${wedge} in the wedge drawn as the checkerboard; stretch from valid DN only`);
 });
 
+/** Waits for the job shown at `sel` (a page's `.job` with `data-state`) to end; its attributes. */
+async function jobEnd(sel, ms) {
+  await page.waitForSelector(sel, { timeout: 10_000 });
+  await page.waitForFunction((s) => {
+    const j = document.querySelector(s);
+    return j && ['finished', 'failed', 'cancelled'].includes(j.dataset.state);
+  }, sel, { timeout: ms });
+  return attrs(page.locator(sel));
+}
+
 /**
  * A classified product for the overlay test, made as a person would on the stack: a small
- * BigEarthNet dataset and a one-epoch tiny CNN through the API, then the Models page registers
- * the best trial and classifies the 100 x 101 Slovenia product. Returns the finished job.
+ * BigEarthNet dataset from the Datasets page's form (a bad path first: its message shows
+ * beside the source; then the build job is followed to its end, and the form started from
+ * the new version gives its fields back), and a one-epoch tiny CNN through the API; the
+ * Models page then registers the best trial and classifies the 100 x 101 Slovenia product.
  */
 async function classifiedFixture() {
   assert(USER_TOKEN, 'a user token (ALBEDO_USER_TOKEN)');
@@ -1378,24 +1390,50 @@ async function classifiedFixture() {
     }
   };
   const name = `e2e-lc-${Date.now() % 100000}`;
-  const job = await apiPost('/api/datasets', {
-    name,
-    source: { kind: 'bigearthnet', dir: join(ASSETS, 'labeled/bigearthnet/v1_geotiff/S2') },
-    channels: ['B02', 'B03', 'B04', 'B08'],
-    classes: [
-      { name: 'forest', values: ['Coniferous forest', 'Broad-leaved forest', 'Mixed forest'] },
-      { name: 'arable', values: ['Non-irrigated arable land'] },
-      { name: 'pastures', values: ['Pastures'] },
-    ],
-    patch_size: 30,
-    stride: 30,
-    split: { train: 0.6, val: 0.2, test: 0.2, seed: 7, stratified: true },
-  });
-  await waitFor('the dataset', async () => {
-    const j = await api(`/api/jobs/${job.id}`);
-    assert(j.state !== 'failed', `dataset job failed: ${j.error}`);
-    return j.state === 'finished';
-  }, 90_000);
+  await page.goto(`${BASE}#token=${USER_TOKEN}`);
+  await page.waitForSelector('#token-status[data-set="true"]', { timeout: 30_000 });
+  await page.goto(`${BASE}#/datasets`);
+  await page.waitForSelector('#dataset-form', { timeout: 20_000 });
+  const classes = 'forest: Coniferous forest; Broad-leaved forest; Mixed forest\n' +
+    'arable: Non-irrigated arable land\npastures: Pastures';
+  await page.fill('#dataset-name', name);
+  await page.selectOption('#dataset-kind', 'bigearthnet');
+  await page.fill('#dataset-dir', '../README.md');
+  await page.fill('#dataset-channels', 'B02, B03, B04, B08');
+  await page.fill('#dataset-classes', classes);
+  for (const [id, v] of [['patch', '30'], ['stride', '30'], ['train', '0.6'], ['val', '0.2'],
+    ['test', '0.2'], ['seed', '7']]) {
+    await page.fill(`#dataset-${id}`, v);
+  }
+  // Outside the server's folders (the repository's README beside assets/): refused, named.
+  await page.click('#dataset-submit');
+  await page.waitForSelector('#dataset-source-error', { timeout: 10_000 });
+  const refused = await page.textContent('#dataset-source-error');
+  assert(refused.includes('outside the folders'), `the source's message: ${refused}`);
+  assert(!(await page.$('#dataset-job')), 'no job for a refused spec');
+  await page.fill('#dataset-dir', 'labeled/bigearthnet/v1_geotiff/S2');
+  await page.click('#dataset-submit');
+  const job = await jobEnd('#dataset-job', 90_000);
+  assert(job['data-state'] === 'finished', `the dataset job finished: ${await page.textContent('#dataset-job')}`);
+  assert((await page.textContent('#dataset-built')).includes(`Built ${name} v1.`), 'the job names the version');
+  // The list shows it at once, and the form starts from it with the same fields.
+  await page.waitForSelector(`article[data-dataset="${name}/v1"]`, { timeout: 10_000 });
+  await page.selectOption('#dataset-from', '');
+  assert((await page.inputValue('#dataset-dir')) === '', 'a new dataset starts empty');
+  await page.selectOption('#dataset-from', `${name}/v1`);
+  const back = {
+    name: await page.inputValue('#dataset-name'),
+    dir: await page.inputValue('#dataset-dir'),
+    channels: await page.inputValue('#dataset-channels'),
+    classes: await page.inputValue('#dataset-classes'),
+    patch: await page.inputValue('#dataset-patch'),
+    split: await Promise.all(['train', 'val', 'test', 'seed'].map((id) => page.inputValue(`#dataset-${id}`))),
+  };
+  assert(JSON.stringify(back) === JSON.stringify({
+    name, dir: 'labeled/bigearthnet/v1_geotiff/S2', channels: 'B02, B03, B04, B08', classes,
+    patch: '30', split: ['0.6', '0.2', '0.2', '7'],
+  }), `the form started from ${name}/v1: ${JSON.stringify(back)}`);
+  console.log(`  dataset ${name}/v1 built from the form (job ${job['data-job']}, ${job['data-total']} units)`);
   const params = Object.entries({ width: 4, depth: 1, lr: 0.01, epochs: 1, batch_size: 16, seed: 1 })
     .map(([n, v]) => ({ name: n, type: 'categorical', values: [v] }));
   const exp = await apiPost('/api/experiments', {
@@ -1447,12 +1485,7 @@ test('Models page: register the best trial, classify a product, follow the job t
   await page.click(`#models-table tr[data-model="${name}/v1"] .pick-model`);
   await page.selectOption('#classify-product', slovenia.id);
   await page.click('#classify-submit');
-  await page.waitForSelector('#classify-job', { timeout: 10_000 });
-  await page.waitForFunction(() => {
-    const j = document.querySelector('#classify-job');
-    return j && ['finished', 'failed', 'cancelled'].includes(j.dataset.state);
-  }, null, { timeout: 120_000 });
-  const job = await attrs(page.locator('#classify-job'));
+  const job = await jobEnd('#classify-job', 120_000);
   assert(job['data-state'] === 'finished', `the classify job finished: ${await page.textContent('#classify-job')}`);
   assert(job['data-done'] === job['data-total'] && Number(job['data-total']) > 0, 'progress reached its total');
   await page.screenshot({ path: join(OUT, 'models-page.png'), fullPage: true });
