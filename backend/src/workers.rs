@@ -141,10 +141,17 @@ async fn connect(
 }
 
 async fn send(socket: &mut WebSocket, msg: &ServerMsg) -> bool {
-    match serde_json::to_string(msg) {
-        Ok(text) => socket.send(Message::Text(text.into())).await.is_ok(),
-        Err(_) => false,
+    match frame(msg) {
+        Some(m) => socket.send(m).await.is_ok(),
+        None => false,
     }
+}
+
+/// `msg` as the text frame the protocol sends.
+fn frame(msg: &ServerMsg) -> Option<Message> {
+    serde_json::to_string(msg)
+        .ok()
+        .map(|text| Message::Text(text.into()))
 }
 
 /// Sends `first` and every order already waiting behind it, in one write when they fit the
@@ -158,10 +165,10 @@ async fn send_waiting(
 ) -> bool {
     let mut next = Some(first);
     while let Some(msg) = next {
-        let Ok(text) = serde_json::to_string(&msg) else {
+        let Some(m) = frame(&msg) else {
             return false;
         };
-        if socket.feed(Message::Text(text.into())).await.is_err() {
+        if socket.feed(m).await.is_err() {
             return false;
         }
         next = orders.try_recv().ok();
