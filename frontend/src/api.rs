@@ -171,6 +171,17 @@ pub async fn post_json(
     response_text(&response).await
 }
 
+/// `POST url` like [`post_json`], its answer decoded from JSON; `what` names it in errors.
+pub async fn post_for<T: serde::de::DeserializeOwned>(
+    url: &str,
+    body: &serde_json::Value,
+    token: Option<&str>,
+    what: &str,
+) -> Result<T, FrontendError> {
+    let text = post_json(url, Some(body), token).await?;
+    serde_json::from_str(&text).map_err(|e| FrontendError::Decode(format!("{what}: {e}")))
+}
+
 /// `GET /api/experiments`.
 pub async fn fetch_experiments() -> Result<Vec<ExperimentSummary>, FrontendError> {
     fetch_json("/api/experiments", "experiment list").await
@@ -317,8 +328,7 @@ pub async fn create_experiment(
 ) -> Result<ExperimentSummary, FrontendError> {
     let body = serde_json::to_value(spec)
         .map_err(|e| FrontendError::Decode(format!("spec to JSON: {e}")))?;
-    let text = post_json("/api/experiments", Some(&body), token).await?;
-    serde_json::from_str(&text).map_err(|e| FrontendError::Decode(format!("experiment: {e}")))
+    post_for("/api/experiments", &body, token, "experiment").await
 }
 
 /// `POST /api/experiments/{id}/cancel` with the user token.

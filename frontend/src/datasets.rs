@@ -18,7 +18,7 @@ use serde::Deserialize;
 use albedo_shared::api::{JobInfo, JobState};
 use serde_json::Value;
 
-use crate::api::{fetch_json, post_json};
+use crate::api::{fetch_json, post_for};
 use crate::dsform::{DatasetForm, SourceKind, error_spot};
 use crate::error::FrontendError;
 use crate::models::{follow_job, progress_text};
@@ -113,7 +113,7 @@ pub async fn fetch_datasets() -> Result<Vec<(DatasetVersion, Value)>, FrontendEr
     let list: Vec<Value> = fetch_json("/api/datasets", "datasets").await?;
     list.into_iter()
         .map(|m| {
-            serde_json::from_value::<DatasetVersion>(m.clone())
+            DatasetVersion::deserialize(&m)
                 .map(|d| (d, m))
                 .map_err(|e| FrontendError::Decode(format!("dataset manifest: {e}")))
         })
@@ -296,23 +296,14 @@ fn BuildDataset(
         let token = token.get_untracked();
         busy.set(true);
         spawn_local(async move {
-            let answer = post_json("/api/datasets", Some(&spec), token.as_deref()).await;
+            let answer = post_for::<JobInfo>("/api/datasets", &spec, token.as_deref(), "job").await;
             busy.set(false);
-            match answer.and_then(|t| {
-                serde_json::from_str::<JobInfo>(&t)
-                    .map_err(|e| FrontendError::Decode(format!("job: {e}")))
-            }) {
+            match answer {
                 Ok(j) => {
                     job_error.set(None);
                     job.set(Some(j));
                 }
-                Err(e) => {
-                    let field = match &e {
-                        FrontendError::Http { field, .. } => field.clone(),
-                        _ => None,
-                    };
-                    error.set(Some((error_spot(field.as_deref()), e.for_people())));
-                }
+                Err(e) => error.set(Some((error_spot(e.field().as_deref()), e.for_people()))),
             }
         });
     };

@@ -37,6 +37,14 @@ impl FrontendError {
         }
     }
 
+    /// The request's field the server blamed (`ErrorBody::field`), if any.
+    pub fn field(&self) -> Option<String> {
+        match self {
+            Self::Http { field, .. } => field.clone(),
+            _ => None,
+        }
+    }
+
     /// What a person reads: a 401 says how to get a user token.
     pub fn for_people(&self) -> String {
         match self {

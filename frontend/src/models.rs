@@ -17,7 +17,7 @@ use albedo_shared::experiment::ExperimentState;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::api::{fetch_experiments, fetch_json, post_json};
+use crate::api::{fetch_experiments, fetch_json, post_for};
 use crate::browser::every;
 use crate::error::FrontendError;
 use crate::presets::local_grid;
@@ -261,12 +261,10 @@ pub fn ModelsPage() -> impl IntoView {
         let token = token.get_untracked();
         reg_busy.set(true);
         spawn_local(async move {
-            let answer = post_json("/api/models", Some(&body), token.as_deref()).await;
+            let answer =
+                post_for::<ModelInfo>("/api/models", &body, token.as_deref(), "model").await;
             reg_busy.set(false);
-            match answer.and_then(|t| {
-                serde_json::from_str::<ModelInfo>(&t)
-                    .map_err(|e| FrontendError::Decode(format!("model: {e}")))
-            }) {
+            match answer {
                 Ok(m) => {
                     reg_done.set(Some(format!(
                         "Registered {} v{} from {} trial {}.",
@@ -274,13 +272,7 @@ pub fn ModelsPage() -> impl IntoView {
                     )));
                     reload();
                 }
-                Err(e) => {
-                    let field = match &e {
-                        FrontendError::Http { field, .. } => field.clone(),
-                        _ => None,
-                    };
-                    reg_error.set(Some((field, e.for_people())));
-                }
+                Err(e) => reg_error.set(Some((e.field(), e.for_people()))),
             }
         });
     };
@@ -338,12 +330,8 @@ pub fn ModelsPage() -> impl IntoView {
         job.set(None);
         job_error.set(None);
         spawn_local(async move {
-            let answer =
-                post_json(&classify_url(&name, version), Some(&body), token.as_deref()).await;
-            match answer.and_then(|t| {
-                serde_json::from_str::<JobInfo>(&t)
-                    .map_err(|e| FrontendError::Decode(format!("job: {e}")))
-            }) {
+            let url = classify_url(&name, version);
+            match post_for::<JobInfo>(&url, &body, token.as_deref(), "job").await {
                 Ok(j) => job.set(Some(j)),
                 Err(e) => cls_error.set(Some(e.for_people())),
             }
